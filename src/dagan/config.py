@@ -331,17 +331,47 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     return _from_dict(Config, data).validate()
 
 
-def load_config(path: str | Path) -> Config:
-    """Load a YAML config with ``yaml.safe_load``; unknown keys and bad values raise :class:`ConfigError`."""
-    path = Path(path)
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, other values replace)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping; a top-level ``base: other.yaml`` (relative to this file) is merged underneath."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    if path.resolve() in seen:
+        raise ConfigError(f"config file {path} includes itself through 'base'")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if data is None:
         data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    base = data.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: 'base' must be a file name")
+        data = deep_merge(_read_yaml_tree(path.parent / base, (*seen, path.resolve())), data)
+    return data
+
+
+def load_config(path: str | Path) -> Config:
+    """Load a YAML config with ``yaml.safe_load``; unknown keys and bad values raise :class:`ConfigError`.
+
+    A top-level ``base: other.yaml`` key inherits from another config (paths relative to this file), so
+    ablation and tiny configs list only what they change.
+    """
+    path = Path(path)
+    data = _read_yaml_tree(path)
     try:
         return config_from_dict(data)
     except ConfigError as exc:

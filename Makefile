@@ -1,0 +1,31 @@
+# The README's two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+
+.PHONY: demo test lint install install-test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	# The pinned CPU wheel first: an open range would pull a multi-GB CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+
+install: $(PY)
+	$(PIP) install --quiet -e .
+
+install-test: $(PY)
+	$(PIP) install --quiet -e ".[test]"
+
+demo: install
+	$(VENV)/bin/dagan info --config configs/dagan++-vox-256.yaml
+
+test: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/python -m pytest -n 2 -q tests
+
+lint: install-test
+	$(VENV)/bin/ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,6 @@
+"""One module per ``dagan`` sub-command. Each exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int``; :mod:`dagan.cli` discovers them from :data:`COMMANDS`."""
+
+COMMANDS = [
+    "info",
+]

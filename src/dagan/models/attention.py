@@ -1,0 +1,156 @@
+"""Cross-modal (appearance × depth) attention of the DaGAN++ generator (GMG, paper §III-C eq. 9).
+
+At generation level i, with warped, occlusion-masked appearance features F^w_i and source-depth features
+F^d_i (both B×C×H×W):
+
+    Q = W_q F^w_i,   K = W_k F^d_i,   V = W_v F^d_i          (1×1 convs; Q, K: C/r channels, V: C)
+    F^en_i = γ · softmax(Q Kᵀ · s) V + F^w_i                 (s = 1/√(C/r), or 1 for the unscaled form)
+
+The query is the *appearance* and key/value are the *depth* features, as the paper writes it (the official
+CVPR DaGAN block has the opposite direction; that lives in the DaGAN generator, not here).
+
+Scalability (ARCHITECTURE.md §2 "Attention at fine scales"): global attention at 256² positions would be a
+65,536 × 65,536 score matrix per sample. We never materialise it: the product goes through
+``torch.nn.functional.scaled_dot_product_attention`` (fused / tiled kernels), and in ``mode="pool"`` the
+depth features are average-pooled spatially — by the smallest integer factor that brings the key count to
+≤ ``max_tokens`` — before K and V are projected. Every query still attends over the *whole* face (global
+context is kept, at a coarser resolution of the depth features), queries stay at full resolution, and the
+cost is O(N · max_tokens) instead of O(N²). ``mode="exact"`` keeps all key positions (for large GPUs).
+Pooling before the 1×1 projections equals pooling after them (a 1×1 conv is affine per pixel), and is cheaper.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+AttentionMode = Literal["pool", "exact"]
+
+#: largest score matrix (entries per sample) the ``return_attention`` debug path will build
+MAX_DEBUG_ATTENTION_ENTRIES = 1 << 24
+
+
+def naive_attention(q: Tensor, k: Tensor, v: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """Reference attention: A = softmax(Q Kᵀ · scale) over keys, out = A V.
+
+    ``q`` B×N×d, ``k`` B×M×d, ``v`` B×M×c. Returns (out B×N×c, A B×N×M). Materialises A: small inputs only.
+    """
+    attn = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * scale, dim=-1)
+    return torch.matmul(attn, v), attn
+
+
+def pool_factor(height: int, width: int, max_tokens: int) -> int:
+    """Smallest integer f ≥ 1 with ⌈H/f⌉·⌈W/f⌉ ≤ max_tokens (the K/V average-pooling factor)."""
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+    f = 1
+    while math.ceil(height / f) * math.ceil(width / f) > max_tokens:
+        f += 1
+    return f
+
+
+def attention_scale(head_dim: int, scaled: bool) -> float:
+    """Logit scale s: 1/√d for the standard form, 1 for the unscaled (DaGAN) form."""
+    return 1.0 / math.sqrt(head_dim) if scaled else 1.0
+
+
+def sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """softmax(Q Kᵀ · scale) V through ``scaled_dot_product_attention`` (no N×M map is kept).
+
+    ``q`` B×N×d, ``k`` B×M×d, ``v`` B×M×c → B×N×c. When d < c, Q and K are zero-padded to c channels:
+    Q Kᵀ is unchanged, and equal head sizes let PyTorch pick its fused (flash) kernels — on CPU the
+    unequal-size fallback materialises the whole score matrix (≈2.3 GB at 65,536 × 4,096, ~10× slower).
+    """
+    d, c = q.shape[-1], v.shape[-1]
+    if d < c:
+        q = F.pad(q, (0, c - d))
+        k = F.pad(k, (0, c - d))
+    out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale)
+    return out.squeeze(1)
+
+
+class CrossModalAttention(nn.Module):
+    """F^en = γ · softmax(W_q F^w · (W_k F^d)ᵀ · s) · W_v F^d + F^w (see the module docstring).
+
+    ``gamma`` is a learned scalar initialised to 1, so at initialisation the block is exactly the paper's
+    formula (which has no gain) and every projection receives gradient from the first step (a SAGAN-style
+    γ = 0 start would leave W_q, W_k, W_v without gradient until γ moves); training can still turn the
+    depth branch down where it does not help.
+
+    Source-only work is split out for inference: :meth:`project_keys_values` runs once per source image,
+    :meth:`attend` once per driving frame.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        depth_channels: int | None = None,
+        qk_reduction: int = 8,
+        max_tokens: int = 4096,
+        mode: AttentionMode = "pool",
+        scaled: bool = True,
+    ) -> None:
+        super().__init__()
+        if mode not in ("pool", "exact"):
+            raise ValueError(f"attention mode must be 'pool' or 'exact', got {mode!r}")
+        if qk_reduction < 1 or max_tokens < 1:
+            raise ValueError("attention qk_reduction and max_tokens must be >= 1")
+        depth_channels = channels if depth_channels is None else depth_channels
+        self.channels = channels
+        self.qk_channels = max(1, channels // qk_reduction)
+        self.max_tokens = max_tokens
+        self.mode = mode
+        self.scaled = scaled
+        self.scale = attention_scale(self.qk_channels, scaled)
+        self.query = nn.Conv2d(channels, self.qk_channels, kernel_size=1)
+        self.key = nn.Conv2d(depth_channels, self.qk_channels, kernel_size=1)
+        self.value = nn.Conv2d(depth_channels, channels, kernel_size=1)
+        self.gamma = nn.Parameter(torch.ones(1))
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}, max_tokens={self.max_tokens}, scaled={self.scaled}"
+
+    def key_factor(self, height: int, width: int) -> int:
+        """Spatial pooling factor applied to depth features of size H×W (1 = no reduction)."""
+        return pool_factor(height, width, self.max_tokens) if self.mode == "pool" else 1
+
+    def project_keys_values(self, depth_features: Tensor) -> tuple[Tensor, Tensor]:
+        """Depth features B×C_d×H×W → keys B×M×(C/r), values B×M×C (M ≤ max_tokens in pool mode)."""
+        f = self.key_factor(*depth_features.shape[-2:])
+        if f > 1:
+            # ceil_mode keeps the border pixels; partial windows average over the pixels they contain.
+            depth_features = F.avg_pool2d(depth_features, kernel_size=f, stride=f, ceil_mode=True)
+        k = self.key(depth_features).flatten(2).transpose(1, 2)
+        v = self.value(depth_features).flatten(2).transpose(1, 2)
+        return k, v
+
+    def attend(
+        self, warped_features: Tensor, k: Tensor, v: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Queries from ``warped_features`` (B×C×H×W) attend to cached keys/values → B×C×H×W.
+
+        With ``return_attention=True`` (debugging, small inputs only) the map is computed naively and
+        returned as well: (out, A) with A B×(H·W)×M, rows summing to 1.
+        """
+        b, c, h, w = warped_features.shape
+        q = self.query(warped_features).flatten(2).transpose(1, 2)
+        if return_attention:
+            if q.shape[1] * k.shape[1] > MAX_DEBUG_ATTENTION_ENTRIES:
+                raise ValueError(
+                    f"return_attention would build a {q.shape[1]}x{k.shape[1]} map; use it on small inputs only"
+                )
+            out, attn = naive_attention(q, k.to(q.dtype), v.to(q.dtype), self.scale)
+        else:
+            out, attn = sdpa(q, k.to(q.dtype), v.to(q.dtype), self.scale), None
+        out = self.gamma.to(out.dtype) * out.transpose(1, 2).reshape(b, c, h, w) + warped_features
+        return (out, attn) if return_attention else out
+
+    def forward(
+        self, warped_features: Tensor, depth_features: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        k, v = self.project_keys_values(depth_features)
+        return self.attend(warped_features, k, v, return_attention=return_attention)
