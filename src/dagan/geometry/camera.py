@@ -37,6 +37,7 @@ __all__ = [
 
 # Points closer than this to the camera plane are treated as behind it (and their projection as invalid).
 _MIN_Z = 1e-6
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def disparity_to_depth(disp: Tensor, min_depth: float = 0.1, max_depth: float = 100.0) -> Tensor:
@@ -212,22 +213,32 @@ def inverse_warp(
     (align_corners=False). The source image may have a different resolution than the depth map as long as
     K refers to the depth map's pixels (the grid is normalised, so it samples the same field of view).
 
-    Returns ``(warped, valid_mask)``: warped B×C×H×W and a float B×1×H×W mask that is 1 where the point
-    lies in front of the source camera and projects inside the source image. ``padding_mode='border'``
-    (Monodepth2's choice) keeps out-of-view samples finite and their gradients bounded.
+    Returns ``(warped, valid_mask)``: warped B×C×H×W (float32 at least) and a float B×1×H×W mask that is 1
+    where the point lies in front of the source camera and projects inside the source image.
+    ``padding_mode='border'`` (Monodepth2's choice) keeps out-of-view samples finite and their gradients
+    bounded.
     """
     if target_depth.shape[0] != source_image.shape[0]:
         raise ValueError(
             f"batch sizes differ: source image {source_image.shape[0]}, target depth {target_depth.shape[0]}"
         )
     h, w = target_depth.shape[-2:]
-    points = backproject(target_depth, invert_intrinsics(K))
-    uv, z = _project_to_pixels(points, K, T_target_to_source)
-    grid = pixels_to_grid(uv, h, w)
+    # pixel coordinates need more precision than float16 offers (its step is 0.125 px at u = 256), so the
+    # geometry runs in at least float32 and outside autocast
+    depth = target_depth.float() if target_depth.dtype in _LOW_PRECISION else target_depth
+    with torch.autocast(device_type=depth.device.type, enabled=False):
+        K = K.to(depth.dtype)
+        points = backproject(depth, invert_intrinsics(K))
+        uv, z = _project_to_pixels(points, K, T_target_to_source)
+        grid = pixels_to_grid(uv, h, w)
+    dtype = torch.promote_types(source_image.dtype, grid.dtype)  # never sample with a half-precision grid
     warped = F.grid_sample(
-        source_image, grid.to(source_image.dtype), mode="bilinear", padding_mode=padding_mode,
+        source_image.to(dtype),
+        grid.to(dtype),
+        mode="bilinear",
+        padding_mode=padding_mode,
         align_corners=False,
     )
     inside = (grid.abs() <= 1).all(dim=-1).unsqueeze(1)
-    valid = (inside & (z > _MIN_Z)).to(source_image.dtype)
+    valid = (inside & (z > _MIN_Z)).to(dtype)
     return warped, valid

@@ -1,7 +1,9 @@
 """LSGAN losses and discriminator feature matching for a multi-scale discriminator (FOMM §3.4 / pix2pixHD).
 
-Discriminator outputs are dicts with, per scale s, ``prediction_map_<key>`` (B×1×h×w patch scores) and
-``feature_maps_<key>`` (list of intermediate maps), ``<key> = scale_key(s)`` ("1", "0-5", …).
+Discriminator outputs are dicts with, per scale s, ``prediction_map_<s>`` (B×1×h×w patch scores) and
+``feature_maps_<s>`` (list of intermediate maps), ``<s>`` written as by :func:`scale_name` ("1", "0.5", as
+:class:`dagan.models.discriminator.MultiScaleDiscriminator` does); the module-name form ("0-5") is
+accepted too.
 """
 
 from __future__ import annotations
@@ -11,16 +13,16 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from dagan.losses.perceptual import scale_key
+from dagan.losses.perceptual import scale_key, scale_name
 
 DiscOutput = Mapping[str, Tensor | Sequence[Tensor]]
 
 
 def _get(out: DiscOutput, prefix: str, scale: float) -> Tensor | Sequence[Tensor]:
-    key = f"{prefix}_{scale_key(scale)}"
-    if key not in out:
-        raise KeyError(f"discriminator output has no {key!r} (keys: {sorted(out)})")
-    return out[key]
+    for key in (f"{prefix}_{scale_name(scale)}", f"{prefix}_{scale_key(scale)}"):
+        if key in out:
+            return out[key]
+    raise KeyError(f"discriminator output has no '{prefix}_{scale_name(scale)}' (keys: {sorted(out)})")
 
 
 def lsgan_generator_loss(disc_fake: DiscOutput, scales: Sequence[float], weight: float = 1.0) -> Tensor:

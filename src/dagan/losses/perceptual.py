@@ -11,18 +11,23 @@ from dagan.models.blocks import AntiAliasInterpolation2d
 from dagan.models.vgg import VGGFeatures, freeze
 
 
+def scale_name(scale: float) -> str:
+    """A pyramid scale as written in dict keys: 1 → "1", 0.5 → "0.5" (FOMM's ``prediction_0.5``; the same
+    format as :func:`dagan.models.discriminator.scale_name`)."""
+    return f"{float(scale):g}"
+
+
 def scale_key(scale: float) -> str:
-    """Module/dict key of a pyramid scale: ``str(scale)`` with '.' → '-' (1 → "1", 0.5 → "0-5")."""
-    value = float(scale)
-    text = str(int(value)) if value.is_integer() else str(value)
-    return text.replace(".", "-")
+    """A pyramid scale as written in *module* names, where '.' is not allowed: 1 → "1", 0.5 → "0-5"."""
+    return scale_name(scale).replace(".", "-")
 
 
 class ImagePyramid(nn.Module):
     """Anti-aliased down-scaled copies of an image, one per scale.
 
-    Modules are stored as ``downs["down_<key>"]`` and ``forward`` returns ``{"prediction_<key>": image}``
-    with ``<key> = scale_key(scale)``; scale 1 is the image itself.
+    Modules are stored as ``downs["down_<scale_key>"]`` ("down_0-5") and ``forward`` returns
+    ``{"prediction_<scale_name>": image}`` ("prediction_0.5") — the input format of the multi-scale
+    discriminator. Scale 1 is the image itself.
     """
 
     def __init__(self, scales: Sequence[float], channels: int = 3) -> None:
@@ -35,7 +40,7 @@ class ImagePyramid(nn.Module):
         )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return {f"prediction_{scale_key(s)}": self.downs[f"down_{scale_key(s)}"](x) for s in self.scales}
+        return {f"prediction_{scale_name(s)}": self.downs[f"down_{scale_key(s)}"](x) for s in self.scales}
 
 
 def multiscale_perceptual_loss(
@@ -62,7 +67,7 @@ def multiscale_perceptual_loss(
         pyr_target = pyramid(target)
     total = pred.new_zeros(())
     for s in scales:
-        key = f"prediction_{scale_key(s)}"
+        key = f"prediction_{scale_name(s)}"
         feats_pred = vgg(pyr_pred[key])
         with torch.no_grad():  # the target is a constant: no graph, less memory
             feats_target = vgg(pyr_target[key])
@@ -80,8 +85,11 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(
-        self, vgg: VGGFeatures, scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
-        weights: Sequence[float] = (10.0, 10.0, 10.0, 10.0, 10.0), channels: int = 3,
+        self,
+        vgg: VGGFeatures,
+        scales: Sequence[float] = (1.0, 0.5, 0.25, 0.125),
+        weights: Sequence[float] = (10.0, 10.0, 10.0, 10.0, 10.0),
+        channels: int = 3,
     ) -> None:
         super().__init__()
         if len(weights) != len(vgg.taps):

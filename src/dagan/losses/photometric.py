@@ -24,10 +24,13 @@ def ssim_map(x: Tensor, y: Tensor, c1: float = SSIM_C1, c2: float = SSIM_C2) -> 
     unweighted (population) mean, variance and covariance in the 3×3 window around each pixel; the image
     is reflection-padded by one pixel (mirror without repeating the edge) so the output keeps its size.
     C1 = (0.01·L)², C2 = (0.03·L)² with data range L = 1. This returns SSIM itself, not a loss:
-    :func:`photometric_error` uses the dissimilarity (1 − SSIM)/2 ∈ [0, 1].
+    :func:`photometric_error` uses the dissimilarity (1 − SSIM)/2 ∈ [0, 1]. Half-precision inputs are
+    computed (and returned) in float32.
     """
     if x.shape != y.shape:
         raise ValueError(f"SSIM inputs differ in shape: {tuple(x.shape)} vs {tuple(y.shape)}")
+    if x.dtype in (torch.float16, torch.bfloat16):  # variances by E[x²] − E[x]² cancel badly in half
+        x, y = x.float(), y.float()
     x = F.pad(x, (1, 1, 1, 1), mode="reflect")
     y = F.pad(y, (1, 1, 1, 1), mode="reflect")
     mu_x = F.avg_pool2d(x, 3, 1)

@@ -159,8 +159,9 @@ def depth_loss(
     )
     image = target
     if image.shape[-2:] != disparity.shape[-2:]:
-        image = F.interpolate(image, size=disparity.shape[-2:], mode="bilinear", align_corners=False,
-                              antialias=True)
+        image = F.interpolate(
+            image, size=disparity.shape[-2:], mode="bilinear", align_corners=False, antialias=True
+        )
     smooth = p.smoothness_weight * edge_aware_smoothness(disparity, image)
     return {
         "photometric": photometric,

@@ -40,7 +40,9 @@ class DenseMotionNetwork(nn.Module):
         self.align_corners = align_corners
         self.scale_factor = scale_factor
         self.hourglass = Hourglass(
-            block_expansion, in_features=(num_kp + 1) * (num_channels + 1), num_blocks=num_blocks,
+            block_expansion,
+            in_features=(num_kp + 1) * (num_channels + 1),
+            num_blocks=num_blocks,
             max_features=max_features,
         )
         self.mask = nn.Conv2d(self.hourglass.out_filters, num_kp + 1, kernel_size=7, padding=3)

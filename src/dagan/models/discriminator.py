@@ -3,8 +3,9 @@
 Per scale s a pix2pix-style patch discriminator D_s sees the image at that scale concatenated with K
 Gaussian maps of the (detached) driving keypoints, G_k(z) = exp(−½‖z − x_k‖²/σ²), σ² = ``kp_variance``:
 
-    block i (i = 0 … n−1):  4×4 conv (no padding) → [InstanceNorm, i > 0] → LeakyReLU(0.2) → [2×2 avg-pool, i < n−1]
-    prediction map:         1×1 conv on the last block's output.
+    block i = 0 … n−1:  4×4 conv (no padding) → [InstanceNorm, i > 0] → LeakyReLU(0.2)
+                        → [2×2 avg-pool, i < n−1]
+    prediction map:     1×1 conv on the last block's output.
 
 The per-block outputs are returned too (feature-matching loss). Parameter names match the official
 ``discriminator`` entries: ``discs.<scale>.down_blocks.<i>.{conv,norm}.*`` and ``discs.<scale>.conv.*``, with
@@ -21,12 +22,26 @@ from torch import Tensor, nn
 from dagan.geometry.grids import keypoint_gaussians
 from dagan.models.spectral_norm import apply_spectral_norm
 
-__all__ = ["Discriminator", "DiscriminatorBlock", "MultiScaleDiscriminator", "scale_name"]
+__all__ = ["Discriminator", "DiscriminatorBlock", "MultiScaleDiscriminator", "min_input_size", "scale_name"]
 
 
 def scale_name(scale: float) -> str:
     """How a pyramid scale is written in keys: 1 → "1", 0.5 → "0.5", 0.25 → "0.25" (1.0 is "1", not "1.0")."""
     return f"{float(scale):g}"
+
+
+def min_input_size(num_blocks: int, kernel_size: int = 4) -> int:
+    """Smallest square side the discriminator accepts.
+
+    Each block maps a side s to s − k + 1 (unpadded k×k conv), then ⌊·/2⌋ for all but the last block; the
+    last block must leave at least 2×2 pixels because instance normalisation needs more than one pixel
+    (1×1 suffices when there is a single, unnormalised block). Inverting from there gives 61 for 4 blocks.
+    """
+    last_output = 2 if num_blocks > 1 else 1
+    size = last_output + kernel_size - 1  # input side of the last conv
+    for _ in range(num_blocks - 1):
+        size = 2 * size + kernel_size - 1
+    return size
 
 
 class DiscriminatorBlock(nn.Module):
@@ -70,21 +85,29 @@ class Discriminator(nn.Module):
         self.kp_variance = kp_variance
         blocks = []
         for i in range(num_blocks):
-            cin = num_channels + (num_kp if use_kp else 0) if i == 0 else min(max_features, block_expansion * 2**i)
+            first = num_channels + (num_kp if use_kp else 0)
+            cin = first if i == 0 else min(max_features, block_expansion * 2**i)
             cout = min(max_features, block_expansion * 2 ** (i + 1))
             blocks.append(DiscriminatorBlock(cin, cout, norm=i != 0, pool=i != num_blocks - 1, sn=sn))
         self.down_blocks = nn.ModuleList(blocks)
         self.conv = nn.Conv2d(blocks[-1].conv.out_channels, 1, kernel_size=1)
         if sn:
             apply_spectral_norm(self.conv)
+        self.min_size = min_input_size(num_blocks)
 
     def forward(self, image: Tensor, kp: Tensor | None = None) -> tuple[list[Tensor], Tensor]:
+        if min(image.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"discriminator input {tuple(image.shape[-2:])} is too small: "
+                f"{len(self.down_blocks)} blocks need at least {self.min_size}×{self.min_size}"
+            )
         out = image
         if self.use_kp:
             if kp is None:
                 raise ValueError("discriminator was built with use_kp=True but no keypoints were given")
             # The discriminator judges the image given the pose; it must not move the keypoints.
-            heat = keypoint_gaussians(kp.detach().to(image.dtype), image.shape[2], image.shape[3], self.kp_variance)
+            h, w = image.shape[2:]
+            heat = keypoint_gaussians(kp.detach().to(image.dtype), h, w, self.kp_variance)
             out = torch.cat([out, heat], dim=1)
         feature_maps = []
         for block in self.down_blocks:
@@ -127,7 +150,9 @@ class MultiScaleDiscriminator(nn.Module):
             }
         )
 
-    def forward(self, pyramid: dict[str, Tensor] | Tensor, kp: Tensor | dict[str, Tensor] | None = None) -> dict:
+    def forward(
+        self, pyramid: dict[str, Tensor] | Tensor, kp: Tensor | dict[str, Tensor] | None = None
+    ) -> dict[str, Tensor | list[Tensor]]:
         if isinstance(kp, dict):
             kp = kp["value"]
         if isinstance(pyramid, Tensor):
@@ -139,7 +164,8 @@ class MultiScaleDiscriminator(nn.Module):
             name = key.replace("-", ".")
             image = pyramid.get(f"prediction_{name}")
             if image is None:
-                raise KeyError(f"image pyramid has no 'prediction_{name}' (has: {', '.join(sorted(pyramid))})")
+                have = ", ".join(sorted(pyramid))
+                raise KeyError(f"image pyramid has no 'prediction_{name}' (has: {have})")
             feature_maps, prediction_map = disc(image, kp)
             out[f"feature_maps_{name}"] = feature_maps
             out[f"prediction_map_{name}"] = prediction_map

