@@ -38,7 +38,7 @@ __all__ = [
 
 
 def feature_channels(block_expansion: int, max_features: int, level: int) -> int:
-    """Channels of the encoder feature map at ``level`` (0 = stem): min(max_features, block_expansion·2^level)."""
+    """Encoder channels at ``level`` (0 = stem): min(max_features, block_expansion·2^level)."""
     return min(max_features, block_expansion * 2**level)
 
 
@@ -71,7 +71,7 @@ def expand_to_batch(tensor: Tensor, batch: int) -> Tensor:
         return tensor
     if tensor.shape[0] != 1:
         raise ValueError(
-            f"source batch {tensor.shape[0]} does not match driving batch {batch} (the source batch must be 1 or equal)"
+            f"source batch {tensor.shape[0]} does not match driving batch {batch} (must be 1 or equal)"
         )
     return tensor.expand(batch, *tensor.shape[1:])
 
@@ -150,8 +150,10 @@ class KeypointWarpingGenerator(Generator):
             out = block(out)
         return out
 
-    def motion(self, source_image: Tensor, kp_driving: KeypointDict, kp_source: KeypointDict) -> dict[str, Tensor]:
-        """Dense motion for a (possibly batch-1) source and source keypoints and a batch of driving keypoints."""
+    def motion(
+        self, source_image: Tensor, kp_driving: KeypointDict, kp_source: KeypointDict
+    ) -> dict[str, Tensor]:
+        """Dense motion; the source image and keypoints may have batch 1 against B driving keypoints."""
         batch = kp_driving["value"].shape[0]
         source_image = expand_to_batch(source_image, batch)
         kp_source = {key: expand_to_batch(value, batch) for key, value in kp_source.items()}
@@ -160,7 +162,8 @@ class KeypointWarpingGenerator(Generator):
     def warp_features(self, features: Tensor, motion: Mapping[str, Tensor]) -> Tensor:
         """M ⊙ warp(F, T): the deformation is resized to the feature size, the occlusion map bilinearly."""
         h, w = features.shape[2:]
-        out = warp(features, resize_deformation(motion["deformation"], h, w), align_corners=self.align_corners)
+        grid = resize_deformation(motion["deformation"], h, w)
+        out = warp(features, grid, align_corners=self.align_corners)
         occlusion = motion.get("occlusion_map")
         if occlusion is not None:
             out = out * resize_map(occlusion, h, w)
@@ -208,7 +211,8 @@ class OcclusionAwareGenerator(KeypointWarpingGenerator):
         )
         self.bottleneck = nn.Sequential()
         for i in range(num_bottleneck_blocks):
-            self.bottleneck.add_module(f"r{i}", ResBlock2d(self.bottleneck_channels, kernel_size=3, padding=1))
+            block = ResBlock2d(self.bottleneck_channels, kernel_size=3, padding=1)
+            self.bottleneck.add_module(f"r{i}", block)
         self.up_blocks = make_up_blocks(block_expansion, max_features, num_down_blocks)
         self.final = nn.Conv2d(block_expansion, num_channels, kernel_size=7, padding=3)
 
