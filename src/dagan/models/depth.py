@@ -59,7 +59,9 @@ class ResnetEncoder(nn.Module):
         """Initialise from torchvision-format ImageNet weights (file or state dict) of the same depth."""
         net = load_torchvision_resnet(source, self.encoder.num_input_images)
         if net.backbone != self.backbone:
-            raise CheckpointError(f"ImageNet weights are a {net.backbone}, but this encoder is a {self.backbone}")
+            raise CheckpointError(
+                f"ImageNet weights are a {net.backbone}, but this encoder is a {self.backbone}"
+            )
         self.encoder.load_state_dict(net.state_dict())
 
 
@@ -129,7 +131,7 @@ class DepthDecoder(nn.Module):
 
 
 class FaceDepthNet(nn.Module):
-    """F_d: RGB image in [0, 1] (B×3×H×W, H and W divisible by 32) → disparity B×1×H×W in (0, 1).
+    """F_d: RGB image in [0, 1] (B×3×H×W, H and W multiples of 32, ≥ 64) → disparity B×1×H×W in (0, 1).
 
     ``encoder`` / ``decoder`` state dicts are the official ``encoder.pth`` / ``depth.pth`` layouts.
     """
@@ -157,12 +159,13 @@ class FaceDepthNet(nn.Module):
 
 
 def _check_image(image: Tensor) -> Tensor:
-    # The U-Net concatenates ×2-upsampled maps with stride-2^i skips, so sizes must divide by 32.
+    # The U-Net concatenates ×2-upsampled maps with stride-2^i skips, so sizes must divide by 32, and
+    # reflection padding needs the stride-32 bottleneck to be at least 2×2.
     if image.dim() != 4 or image.shape[1] != 3:
         raise InputError(f"depth net expects B×3×H×W images, got shape {tuple(image.shape)}")
     h, w = image.shape[-2:]
-    if h % 32 or w % 32:
-        raise InputError(f"depth net input height and width must be multiples of 32, got {h}×{w}")
+    if h % 32 or w % 32 or h < 64 or w < 64:
+        raise InputError(f"depth net input height and width must be multiples of 32 and >= 64, got {h}×{w}")
     return image
 
 
@@ -184,7 +187,9 @@ def load_depth_net_state(net: FaceDepthNet, encoder_state: Mapping[str, object],
     """
     backbone = detect_backbone(encoder_state)
     if backbone != net.backbone:
-        raise CheckpointError(f"depth weights are a {backbone} encoder, but the model expects a {net.backbone}")
+        raise CheckpointError(
+            f"depth weights are a {backbone} encoder, but the model expects a {net.backbone}"
+        )
     load_state_dict_checked(net.encoder, monodepth2_encoder_state(encoder_state), "depth encoder weights")
     last = 10 + net.num_scales
     decoder = {

@@ -46,7 +46,7 @@ def _check_backbone(backbone: str) -> ResNetSpec:
 
 
 def resnet_channels(backbone: str) -> list[int]:
-    """Channels of the five feature maps: [64, 64, 128, 256, 512] (basic) or ×4 after the stem (bottleneck)."""
+    """Channels of the five feature maps: [64, 64, 128, 256, 512] (basic blocks) or ×4 after the stem."""
     expansion = 4 if _check_backbone(backbone).bottleneck else 1
     return [64] + [64 * 2**i * expansion for i in range(4)]
 
@@ -186,7 +186,7 @@ def detect_backbone(state_dict: Mapping[str, object]) -> str:
                 break
     counts = tuple(len(b) for b in blocks)
     if 0 in counts:
-        raise CheckpointError("weights do not look like a ResNet: no layer1..layer4 blocks found in their keys")
+        raise CheckpointError("weights do not look like a ResNet: their keys name no layer1..layer4 blocks")
     for name, spec in RESNET_SPECS.items():
         if spec.bottleneck == bottleneck and spec.blocks == counts:
             return name
@@ -244,7 +244,8 @@ def load_torchvision_resnet(
     with ``weights_only=True``; any problem raises :class:`CheckpointError`.
     """
     state = _read_state_dict(source)
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     net = ResNet(detect_backbone(state), num_input_images)
     conv1 = state.get("conv1.weight")
     if isinstance(conv1, Tensor) and num_input_images > 1 and conv1.shape[1] == 3:

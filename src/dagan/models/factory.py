@@ -1,0 +1,144 @@
+"""Build every network of a :class:`dagan.config.Config` — one place that maps config keys to modules."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor, nn
+
+from dagan.config import Config
+from dagan.models.depth import FaceDepthNet
+from dagan.models.discriminator import MultiScaleDiscriminator
+from dagan.models.generators.base import Generator
+from dagan.models.generators.dagan import DepthAwareGenerator
+from dagan.models.generators.dagan_pp import DaganPPGenerator
+from dagan.models.generators.dagan_spade import SPADEDepthAwareGenerator
+from dagan.models.generators.fomm import OcclusionAwareGenerator
+from dagan.models.keypoints import KPDetector
+from dagan.models.pose import PoseNet
+
+
+def uses_depth(cfg: Config) -> bool:
+    """Whether the reenactment model needs the face depth net (keypoints or generator consume disparity)."""
+    return cfg.arch != "fomm" or cfg.model_params.kp_detector_params.use_depth
+
+
+def build_kp_detector(cfg: Config) -> KPDetector:
+    mp = cfg.model_params
+    kp = mp.kp_detector_params
+    return KPDetector(
+        block_expansion=kp.block_expansion,
+        num_kp=mp.common_params.num_kp,
+        num_channels=mp.common_params.num_channels,
+        max_features=kp.max_features,
+        num_blocks=kp.num_blocks,
+        temperature=kp.temperature,
+        estimate_jacobian=mp.common_params.estimate_jacobian,
+        scale_factor=kp.scale_factor,
+        pad=kp.pad,
+        use_depth=kp.use_depth,
+    )
+
+
+def build_generator(cfg: Config) -> Generator:
+    mp = cfg.model_params
+    gp = mp.generator_params
+    common = {
+        "num_channels": mp.common_params.num_channels,
+        "num_kp": mp.common_params.num_kp,
+        "block_expansion": gp.block_expansion,
+        "max_features": gp.max_features,
+        "num_down_blocks": gp.num_down_blocks,
+        "estimate_occlusion_map": gp.estimate_occlusion_map,
+        "dense_motion_params": dataclasses.asdict(gp.dense_motion_params),
+        "align_corners": mp.align_corners,
+    }
+    if mp.arch == "dagan++":
+        return DaganPPGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, attention=gp.attention, **common)
+    if mp.arch == "dagan":
+        return DepthAwareGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, **common)
+    if mp.arch == "dagan-spade":
+        return SPADEDepthAwareGenerator(**common)
+    if mp.arch == "fomm":
+        return OcclusionAwareGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, **common)
+    raise ValueError(f"unknown arch {mp.arch!r}")  # pragma: no cover - validated by the config
+
+
+def build_discriminator(cfg: Config) -> MultiScaleDiscriminator:
+    mp = cfg.model_params
+    dp = mp.discriminator_params
+    return MultiScaleDiscriminator(
+        scales=tuple(dp.scales),
+        block_expansion=dp.block_expansion,
+        num_channels=mp.common_params.num_channels,
+        max_features=dp.max_features,
+        num_blocks=dp.num_blocks,
+        sn=dp.sn,
+        use_kp=dp.use_kp,
+        num_kp=mp.common_params.num_kp,
+    )
+
+
+def build_depth_net(cfg: Config) -> FaceDepthNet:
+    dp = cfg.model_params.depth_params
+    return FaceDepthNet(backbone=dp.backbone, num_scales=dp.num_scales)
+
+
+def build_pose_net(cfg: Config) -> PoseNet:
+    dp = cfg.model_params.depth_params
+    res = cfg.resolution
+    return PoseNet(
+        backbone=dp.backbone,
+        uncertainty=dp.uncertainty,
+        learn_intrinsics=dp.learn_intrinsics,
+        image_size=(res, res),
+    )
+
+
+class ReenactmentModels(nn.Module):
+    """The networks of a reenactment model. The depth net is frozen (trained separately, FDN++)."""
+
+    def __init__(
+        self,
+        kp_detector: KPDetector,
+        generator: Generator,
+        discriminator: MultiScaleDiscriminator | None,
+        depth_net: FaceDepthNet | None,
+    ) -> None:
+        super().__init__()
+        self.kp_detector = kp_detector
+        self.generator = generator
+        self.discriminator = discriminator
+        self.depth_net = depth_net
+        if depth_net is not None:
+            depth_net.requires_grad_(False)
+            depth_net.eval()
+
+    def train(self, mode: bool = True) -> ReenactmentModels:
+        super().train(mode)
+        if self.depth_net is not None:
+            self.depth_net.eval()  # frozen: BatchNorm keeps its statistics
+        return self
+
+    def disparity(self, image: Tensor) -> Tensor | None:
+        """Disparity of the frozen depth net (no gradient), or None for depth-free models."""
+        if self.depth_net is None:
+            return None
+        with torch.no_grad():
+            return self.depth_net(image)
+
+
+def build_reenactment_models(cfg: Config, discriminator: bool = True) -> ReenactmentModels:
+    return ReenactmentModels(
+        kp_detector=build_kp_detector(cfg),
+        generator=build_generator(cfg),
+        discriminator=build_discriminator(cfg) if discriminator else None,
+        depth_net=build_depth_net(cfg) if uses_depth(cfg) else None,
+    )
+
+
+def count_parameters(module: nn.Module | None, trainable_only: bool = False) -> int:
+    if module is None:
+        return 0
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
