@@ -95,7 +95,7 @@ class AttentionParams:
 
     #: encoder levels that get attention: "all" or a list of level indices (0 = full resolution)
     scales: str | list[int] = "all"
-    #: above this many query positions, keys/values are average-pooled down to at most this many
+    #: above this many key/value (depth) positions, they are average-pooled down to at most this many
     max_tokens: int = 4096
     #: "pool" (reduce K/V spatially above max_tokens) or "exact" (global attention everywhere)
     mode: Literal["pool", "exact"] = "pool"

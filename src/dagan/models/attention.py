@@ -62,14 +62,17 @@ def sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     """softmax(Q Kᵀ · scale) V through ``scaled_dot_product_attention`` (no N×M map is kept).
 
     ``q`` B×N×d, ``k`` B×M×d, ``v`` B×M×c → B×N×c. When d < c, Q and K are zero-padded to c channels:
-    Q Kᵀ is unchanged, and equal head sizes let PyTorch pick its fused (flash) kernels — on CPU the
-    unequal-size fallback materialises the whole score matrix (≈2.3 GB at 65,536 × 4,096, ~10× slower).
+    Q Kᵀ is unchanged, and equal head sizes (and contiguous channels) let PyTorch pick its fused (flash)
+    kernels — on CPU the fallback materialises the whole score matrix (≈2.3 GB at 65,536 × 4,096, ~10×
+    slower).
     """
     d, c = q.shape[-1], v.shape[-1]
     if d < c:
         q = F.pad(q, (0, c - d))
         k = F.pad(k, (0, c - d))
-    out = F.scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1), scale=scale)
+    # The fused kernels also need a unit stride on the channel axis (our inputs come from a transpose).
+    q, k, v = (t.contiguous().unsqueeze(1) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, scale=scale)
     return out.squeeze(1)
 
 
@@ -139,10 +142,9 @@ class CrossModalAttention(nn.Module):
         b, c, h, w = warped_features.shape
         q = self.query(warped_features).flatten(2).transpose(1, 2)
         if return_attention:
-            if q.shape[1] * k.shape[1] > MAX_DEBUG_ATTENTION_ENTRIES:
-                raise ValueError(
-                    f"return_attention would build a {q.shape[1]}x{k.shape[1]} map; use it on small inputs only"
-                )
+            n, m = q.shape[1], k.shape[1]
+            if n * m > MAX_DEBUG_ATTENTION_ENTRIES:
+                raise ValueError(f"return_attention would build a {n}x{m} map; use it on small inputs only")
             out, attn = naive_attention(q, k.to(q.dtype), v.to(q.dtype), self.scale)
         else:
             out, attn = sdpa(q, k.to(q.dtype), v.to(q.dtype), self.scale), None
