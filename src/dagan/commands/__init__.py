@@ -3,4 +3,5 @@
 
 COMMANDS = [
     "info",
+    "compare",
 ]
