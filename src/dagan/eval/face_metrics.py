@@ -231,14 +231,14 @@ class FANLandmarks:
         try:
             import face_alignment
         except ImportError as err:
-            raise MissingExtraError("AKD with 2D-FAN", "eval", "face-alignment") from err
+            raise MissingExtraError("AKD with 2D-FAN", "fan", "face-alignment") from err
         types = face_alignment.LandmarksType  # TWO_D since face-alignment 1.4, _2D before
         kind = types.TWO_D if hasattr(types, "TWO_D") else types._2D
         try:
             self._fa = face_alignment.FaceAlignment(kind, flip_input=False, device=device)
         except Exception as err:  # weight download / model construction failures
             raise MissingExtraError(
-                f"AKD with 2D-FAN (its weights could not be loaded: {err})", "eval", "face-alignment"
+                f"AKD with 2D-FAN (its weights could not be loaded: {err})", "fan", "face-alignment"
             ) from err
 
     def landmarks(self, image: np.ndarray) -> np.ndarray | None:
