@@ -4,4 +4,6 @@
 COMMANDS = [
     "info",
     "compare",
+    "synth",
+    "data",
 ]
