@@ -9,7 +9,8 @@ import yaml
 
 from dagan.config import Config, ConfigError, config_from_dict, dump_config, load_config
 
-CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").rglob("*.yaml"))
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = sorted(CONFIG_DIR.rglob("*.yaml"))
 
 
 def test_configs_exist() -> None:
@@ -36,12 +37,12 @@ def test_shipped_config_round_trips(path: Path, tmp_path: Path) -> None:
 
 
 def test_paper_settings() -> None:
-    cfg = load_config(CONFIGS[0].parent / "dagan++-vox-256.yaml")
+    cfg = load_config(CONFIG_DIR / "dagan++-vox-256.yaml")
     assert cfg.arch == "dagan++" and cfg.resolution == 256
     assert cfg.model_params.common_params.num_kp == 15
     assert cfg.train_params.loss_weights.perceptual == [10.0] * 5
     assert cfg.train_params.betas == [0.5, 0.999]
-    hdtf = load_config(CONFIGS[0].parent / "dagan++-hdtf-512.yaml")
+    hdtf = load_config(CONFIG_DIR / "dagan++-hdtf-512.yaml")
     assert hdtf.resolution == 512
     assert hdtf.model_params.generator_params.num_down_blocks == cfg.model_params.generator_params.num_down_blocks + 1
 
