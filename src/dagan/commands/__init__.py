@@ -6,4 +6,6 @@ COMMANDS = [
     "compare",
     "synth",
     "data",
+    "inspect",
+    "import-official",
 ]
