@@ -8,4 +8,6 @@ COMMANDS = [
     "data",
     "inspect",
     "import-official",
+    "prepare-data",
+    "train",
 ]

