@@ -10,4 +10,5 @@ COMMANDS = [
     "import-official",
     "prepare-data",
     "train",
+    "animate",
 ]
