@@ -131,6 +131,9 @@ class DepthParams:
     """Face depth network F_d and (for depth training) the pose network F_p."""
 
     backbone: Literal["resnet18", "resnet50"] = "resnet18"
+    #: channel-width multiplier of the depth/pose ResNet encoders (1.0 = standard ResNet, as the official
+    #: weights; the bundled CPU demo model uses a narrower one)
+    width: float = 1.0
     #: FDN++ uncertainty head; False gives the CVPR FDN (ablation)
     uncertainty: bool = True
     #: learn camera intrinsics per frame pair (no camera parameters needed)
@@ -444,6 +447,7 @@ def validate(cfg: Config) -> None:
     dp = mp.depth_params
     _require(0 < dp.min_depth < dp.max_depth, "model_params.depth_params needs 0 < min_depth < max_depth")
     _require(1 <= dp.num_scales <= 4, "model_params.depth_params.num_scales must be in 1..4")
+    _require(0 < dp.width <= 4, "model_params.depth_params.width must be in (0, 4]")
     tp = cfg.train_params
     _require(tp.batch_size >= 1, "train_params.batch_size must be >= 1")
     _require(len(tp.betas) == 2, "train_params.betas must have two values")

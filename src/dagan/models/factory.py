@@ -82,13 +82,16 @@ def build_discriminator(cfg: Config) -> MultiScaleDiscriminator:
 
 def build_depth_net(cfg: Config) -> FaceDepthNet:
     dp = cfg.model_params.depth_params
-    return FaceDepthNet(backbone=dp.backbone, num_scales=dp.num_scales)
+    extra = {"width": dp.width} if dp.width != 1.0 else {}
+    return FaceDepthNet(backbone=dp.backbone, num_scales=dp.num_scales, **extra)
 
 
 def build_pose_net(cfg: Config) -> PoseNet:
     dp = cfg.model_params.depth_params
     res = cfg.resolution
+    extra = {"width": dp.width} if dp.width != 1.0 else {}
     return PoseNet(
+        **extra,
         backbone=dp.backbone,
         uncertainty=dp.uncertainty,
         learn_intrinsics=dp.learn_intrinsics,
