@@ -11,4 +11,5 @@ COMMANDS = [
     "prepare-data",
     "train",
     "animate",
+    "evaluate",
 ]
