@@ -12,4 +12,6 @@ COMMANDS = [
     "train",
     "animate",
     "evaluate",
+    "train-depth",
+    "depth",
 ]

@@ -17,11 +17,10 @@ Both networks are optimised jointly with Adam. The batch of step n is a pure fun
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -347,13 +346,15 @@ def train_depth(
     echo: bool = True,
     tensorboard: bool = True,
     max_seconds: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> DepthTrainResult:
     """Train FDN++ (FDN when ``model_params.depth_params.uncertainty`` is false) on the videos under
     ``data_root`` and return where the run went.
 
     ``max_steps`` replaces ``depth_train_params.num_steps`` (the step count at which training stops, also
-    when resuming). ``max_seconds`` stops early (after a checkpoint) once that much wall time has passed —
-    used by benchmarks with a time budget. ``resume`` continues a run from one of its checkpoints.
+    when resuming). ``max_seconds`` stops early (after a checkpoint) once that many seconds of ``clock``
+    (default wall time) have passed — used by benchmarks with a time budget. ``resume`` continues a run
+    from one of its checkpoints.
     """
     p = cfg.depth_train_params
     total = int(max_steps if max_steps is not None else p.num_steps)
@@ -387,7 +388,7 @@ def train_depth(
                              tensorboard=tensorboard)
     ckpt_path: Path | None = None
     last: dict[str, float] = {}
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), clock()
     step = start
     with run:
         what = "FDN++" if trainer.uses_uncertainty else "FDN"
@@ -402,28 +403,29 @@ def train_depth(
             _link_latest(path, run.latest_checkpoint, obj)
             return path
 
-        for batch in loader:
-            target, source = batch["target"].to(dev), batch["source"].to(dev)
-            out_ = trainer.train_step(target, source)
-            step += 1
-            losses = out_["losses"]
-            bar.update(1, {"loss": float(losses["total"].detach()), "pe": float(losses["photometric_error"])})
-            if step % p.log_freq == 0 or step == total or step == start + 1:
-                last = trainer.scalars(out_, cfg.resolution)
-                run.scalars(step, last)
-            if step % p.visual_freq == 0 or step == total:
-                run.images(step, "train", trainer.visuals(target, source, out_))
-            out_of_time = max_seconds is not None and time.monotonic() - t0 >= max_seconds
-            if step % p.checkpoint_freq == 0 or step == total or out_of_time:
-                ckpt_path = save(step)
-            if out_of_time:
-                run.log(f"time budget of {max_seconds:.0f} s reached at step {step}")
-                break
+        try:
+            for batch in loader:
+                target, source = batch["target"].to(dev), batch["source"].to(dev)
+                out_ = trainer.train_step(target, source)
+                step += 1
+                losses = out_["losses"]
+                bar.update(1, {"loss": float(losses["total"].detach()), "pe": float(losses["photometric_error"])})
+                if step % p.log_freq == 0 or step == total or step == start + 1:
+                    last = trainer.scalars(out_, cfg.resolution)
+                    run.scalars(step, last)
+                if step % p.visual_freq == 0 or step == total:
+                    run.images(step, "train", trainer.visuals(target, source, out_))
+                out_of_time = max_seconds is not None and clock() - c0 >= max_seconds
+                if step % p.checkpoint_freq == 0 or step == total or out_of_time:
+                    ckpt_path = save(step)
+                if out_of_time:
+                    run.log(f"time budget of {max_seconds:.0f} s reached at step {step}")
+                    break
+        except KeyboardInterrupt:
+            if step > start and (ckpt_path is None or ckpt_path != run.checkpoint_path(step)):
+                ckpt_path = save(step)  # Ctrl-C keeps the work done: resume from latest.pt
+            run.log(f"interrupted at step {step}; resume with --resume {run.latest_checkpoint}")
+            raise
         run.log(f"finished at step {step}; checkpoint {ckpt_path}")
     return DepthTrainResult(run.dir, step, ckpt_path, last, time.monotonic() - t0)
 
-
-def config_summary(cfg: Config) -> dict[str, Any]:
-    """The depth-relevant part of a config (for logs and reports)."""
-    return {"depth_params": dataclasses.asdict(cfg.model_params.depth_params),
-            "depth_train_params": dataclasses.asdict(cfg.depth_train_params)}

@@ -1,0 +1,227 @@
+"""``dagan depth`` and ``dagan train-depth`` from the command line: outputs, formats and one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dagan.checkpoint import atomic_torch_save
+from dagan.commands import depth as depth_cmd
+from dagan.commands import train_depth as train_depth_cmd
+from dagan.config import load_config
+from dagan.data.video import VideoWriter, probe_video
+from dagan.infer.depth_export import read_ply, uint16_to_disparity
+from dagan.models.loading import load_depth_models
+from dagan.train.depth_trainer import DepthTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"
+CLIP = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
+
+
+def run_cmd(module, argv: list[str]) -> int:
+    """Run a sub-command in-process exactly as ``dagan.cli`` does (parser + error handling)."""
+    from dagan.cli import main
+
+    try:
+        return main([module.NAME, *argv])
+    except SystemExit as exc:  # argparse errors
+        return int(exc.code)
+
+
+def _checkpoint(tmp: Path, uncertainty: bool) -> Path:
+    cfg = load_config(TINY)
+    cfg.model_params.depth_params.uncertainty = uncertainty
+    torch.manual_seed(0)
+    trainer = DepthTrainer(cfg)
+    return atomic_torch_save(trainer.checkpoint(0), tmp / ("fdnpp.pt" if uncertainty else "fdn.pt"))
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _checkpoint(tmp_path_factory.mktemp("ckpt"), uncertainty=True)
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from skimage.data import astronaut
+
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    Image.fromarray(astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Register the two commands with the CLI even before they are listed in dagan.commands.COMMANDS."""
+    import dagan.cli
+
+    names = list(dagan.cli.COMMANDS) + [n for n in ("train-depth", "depth") if n not in dagan.cli.COMMANDS]
+    monkeypatch.setattr(dagan.cli, "COMMANDS", names)
+
+
+def test_image_outputs_are_16bit_disparity_preview_and_ply(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--checkpoint", str(ckpt), "--ply"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.ply", "astronaut_disp.png", "astronaut_disp_color.png"]
+    png = Image.open(out / "astronaut_disp.png")
+    assert png.mode.startswith("I") and png.size == (512, 512)
+    disp16 = np.asarray(png)
+    assert disp16.dtype == np.uint16 or disp16.max() > 255
+    # The 16-bit PNG stores the net's own disparity (same model, same resize) to 1/65535.
+    models = load_depth_models(ckpt)
+    from dagan.data.video import read_image
+    from dagan.infer.depth_export import DepthPredictor
+
+    expected = DepthPredictor(models).disparity(read_image(astronaut)[None])[0]
+    assert np.abs(uint16_to_disparity(disp16) - expected).max() < 2e-5
+    color = Image.open(out / "astronaut_disp_color.png")
+    assert color.mode == "RGB" and color.size == (512, 512)
+    pts, cols = read_ply(out / "astronaut.ply")
+    assert pts.shape == (512 * 512, 3) and cols is not None and cols.shape == (512 * 512, 3)
+    assert np.all(pts[:, 2] > 0)  # in front of the camera
+    # colours are the image's pixels, in row-major order
+    assert np.array_equal(cols[:512], read_image(astronaut)[0])
+
+
+def test_folder_gives_outputs_per_image(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    img = np.asarray(Image.open(astronaut))[::4, ::4]
+    for name in ("a.png", "b.jpg"):
+        Image.fromarray(img).save(folder / name)
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(folder), "-o", str(out), "--checkpoint", str(ckpt), "--size", "64"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a_disp.png", "a_disp_color.png", "b_disp.png", "b_disp_color.png"]
+    assert Image.open(out / "b_disp.png").size == (128, 128)
+
+
+def test_real_video_gives_video_png_frames_and_uncertainty(ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = [str(CLIP), "-o", str(out), "--checkpoint", str(ckpt), "--max-frames", "5", "--uncertainty", "--png"]
+    assert run_cmd(depth_cmd, argv) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["hello_face_176_disp", "hello_face_176_disp.mp4", "hello_face_176_uncertainty.mp4"]
+    info = probe_video(out / "hello_face_176_disp.mp4")
+    assert info.num_frames == 5 and (info.width, info.height) == (176, 176) and info.fps == pytest.approx(30.0)
+    assert probe_video(out / "hello_face_176_uncertainty.mp4").num_frames == 5
+    frames = sorted((out / "hello_face_176_disp").iterdir())
+    assert [f.name for f in frames] == [f"{i:07d}.png" for i in range(5)]
+    assert np.asarray(Image.open(frames[0])).shape == (176, 176)
+
+
+def test_uncertainty_is_refused_for_images_and_fdn(ckpt: Path, astronaut: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--checkpoint", str(ckpt), "--uncertainty"]) == 2
+    assert "only available for videos" in capsys.readouterr().err
+    fdn = _checkpoint(tmp_path, uncertainty=False)
+    assert run_cmd(depth_cmd, [str(CLIP), "-o", str(out), "--checkpoint", str(fdn), "--uncertainty",
+                               "--max-frames", "2"]) == 2
+    assert "no uncertainty head" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
+    gray = tmp / "gray.png"
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(gray)
+    rgba = tmp / "rgba.png"
+    Image.fromarray(np.full((64, 64, 4), 128, np.uint8)).save(rgba)
+    corrupt = tmp / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    return {
+        "missing": (tmp / "nope.png", "not found"),
+        "gray": (gray, "1-channel"),
+        "rgba": (rgba, "alpha channel"),
+        "corrupt": (corrupt, "corrupt.mp4"),
+        "text": (tmp / "notes.txt", "neither an image"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "gray", "rgba", "corrupt", "text"])
+def test_bad_input_one_line_error_and_no_output(case: str, ckpt: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    path, words = _bad_inputs(tmp_path)[case]
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(path), "-o", str(out), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dagan: error:") and "\n" not in err and "Traceback" not in err
+    assert words in err
+    assert not out.exists()
+
+
+def test_bad_checkpoint_and_size(astronaut: Path, ckpt: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--checkpoint", str(junk)]) == 2
+    assert "junk.pt" in capsys.readouterr().err
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--checkpoint", str(ckpt), "--size", "100"]) == 2
+    assert "multiple of 32" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_corrupt_video_mid_stream_leaves_nothing(ckpt: Path, tmp_path: Path) -> None:
+    """A video whose later bytes are garbage: either decoded as far as possible or a one-line error, but
+    never a half-written output file."""
+    good = tmp_path / "v.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(good, 25) as w:
+        for _ in range(20):
+            w.write(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = bytearray(good.read_bytes())
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    rc = run_cmd(depth_cmd, [str(bad), "-o", str(out), "--checkpoint", str(ckpt)])
+    if rc != 0:
+        assert not out.exists()
+    else:
+        assert [p.name for p in out.iterdir()] == ["bad_disp.mp4"]
+
+
+def test_train_depth_config_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data").mkdir()
+    missing = run_cmd(train_depth_cmd, ["--config", str(tmp_path / "nope.yaml"), "--data", str(tmp_path / "data")])
+    assert missing == 2 and "config file not found" in capsys.readouterr().err
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"base: {TINY}\ndepth_train_params: {{lr_milestone: [10]}}\n")
+    assert run_cmd(train_depth_cmd, ["--config", str(typo), "--data", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "lr_milestone" in err and "lr_milestones" in err
+    out = tmp_path / "run"
+    assert run_cmd(train_depth_cmd, ["--config", str(TINY), "--data", str(tmp_path / "data"), "--out", str(out)]) == 2
+    assert "no videos" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_subprocess_smoke(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
+    """The installed entry point, as a user runs it (help text and one real image)."""
+    code = (
+        "import sys, dagan.commands as c; c.COMMANDS += [n for n in ('train-depth', 'depth') if n not in c.COMMANDS];"
+        "from dagan.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    helptext = subprocess.run([sys.executable, "-c", code, "depth", "--help"], capture_output=True, text=True)
+    assert helptext.returncode == 0 and "only available for videos" in " ".join(helptext.stdout.split())
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", code, "depth", str(astronaut), "-o", str(out), "--checkpoint",
+                           str(ckpt), "--size", "64"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "astronaut_disp.png").is_file()
+
+
+def test_command_modules_follow_the_cli_convention() -> None:
+    for module in (depth_cmd, train_depth_cmd):
+        assert isinstance(module.NAME, str) and isinstance(module.HELP, str)
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
