@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"dagan++": "configs/dagan++-vox-256.yaml", "dagan": "configs/dagan-vox-256.yaml"}
-CLIP = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
+CLIP = ROOT / "assets" / "hello_face_176.mp4"
 
 
 def _clip() -> Path:

@@ -29,9 +29,7 @@ from dagan.infer.loading import load_reenactment_model
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
-if not HELLO.exists():
-    HELLO = Path("/work/shared/data/hello_face_176.mp4")
+HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 
 
 def carphone_path() -> Path:

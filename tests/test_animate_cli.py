@@ -20,9 +20,7 @@ from dagan.data.video import VideoWriter, iter_frames, probe_video
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
-if not HELLO.exists():
-    HELLO = Path("/work/shared/data/hello_face_176.mp4")
+HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 # Runs the CLI in a subprocess even before 'animate' is listed in dagan.commands.COMMANDS.
 LAUNCH = (
     "import sys, dagan.cli as c; c.COMMANDS = list(dict.fromkeys([*c.COMMANDS, 'animate'])); "

@@ -23,7 +23,7 @@ from dagan.train.depth_trainer import DepthTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"
-CLIP = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
+CLIP = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 
 
 def run_cmd(module, argv: list[str]) -> int:

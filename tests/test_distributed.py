@@ -47,7 +47,7 @@ from dagan.train.run import read_metrics
 from dagan.train.trainer import train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO.parent / "shared" / "data" / "hello_face_176.mp4"
+CLIP = REPO / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 STEPS = 3
 
 CONFIG_TEXT = """\

@@ -53,9 +53,7 @@ from dagan.train.trainer import train_reenactment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny"
-HELLO = ROOT.parent / "shared" / "data" / "hello_face_176.mp4"
-if not HELLO.exists():
-    HELLO = Path("/work/shared/data/hello_face_176.mp4")
+HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 HAVE_DLIB = importlib.util.find_spec("dlib") is not None and (
     importlib.util.find_spec("face_recognition_models") is not None
 )

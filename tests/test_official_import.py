@@ -50,9 +50,7 @@ from dagan.models.pose import PoseNet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-CLIP = Path("/work/shared/data/hello_face_176.mp4")
-if not CLIP.exists():  # the clip may be committed under assets/
-    CLIP = ROOT / "assets" / "hello_face_176.mp4"
+CLIP = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 
 
 # --------------------------------------------------------------------------- helpers (test_inspect uses them)

@@ -1,6 +1,6 @@
 """``dagan prepare-data``: face tubes from raw videos, VoxCeleb metadata crops, batch driver and CLI.
 
-The raw test video is built from the real webcam clip (``shared/data/hello_face_176.mp4``, CC BY-SA 4.0): its
+The raw test video is built from the real webcam clip (``assets/hello_face_176.mp4``, CC BY-SA 4.0): its
 first 14 frames (the head holds still there), played back and forth, pasted into a 320×240 canvas at a
 position that moves 1 px per frame, over three shots with different backgrounds (scene cuts at frames 30 and
 56). The face box inside the clip is known (measured with MediaPipe and dlib, which agree within 2 px), so
@@ -45,17 +45,7 @@ from dagan.prepare import (
 )
 from dagan.prepare.runner import fingerprint
 
-HELLO = next(
-    (
-        p
-        for p in (
-            Path(__file__).parents[1] / "assets/hello_face_176.mp4",
-            Path(__file__).resolve().parents[2] / "shared/data/hello_face_176.mp4",
-        )
-        if p.is_file()
-    ),
-    Path("/work/shared/data/hello_face_176.mp4"),
-)
+HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 W, H = 320, 240
 # face box (x0, y0, x1, y1) in frames 0-13 of the clip: MediaPipe (43.6, 53.3, 120.7, 130.4) and dlib
 # (45, 55, 121, 131) on average, in the dlib box convention every detector backend returns

