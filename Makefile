@@ -26,7 +26,7 @@ install-test: $(PY)
 	$(EXTRAS_NODEPS)
 
 demo: install
-	$(VENV)/bin/dagan info --config configs/dagan++-vox-256.yaml
+	$(VENV)/bin/dagan demo -o demo_output
 
 test: install-test
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -27,6 +27,7 @@ from torch import nn
 
 from dagan import __version__
 from dagan.errors import CheckpointError
+from dagan.filemode import make_public
 
 FORMAT = "dagan-checkpoint"
 FORMAT_VERSION = 1
@@ -112,6 +113,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_public(fd)
     try:
         with os.fdopen(fd, "wb") as fh:
             torch.save(obj, fh)

@@ -14,4 +14,5 @@ COMMANDS = [
     "evaluate",
     "train-depth",
     "depth",
+    "demo",
 ]

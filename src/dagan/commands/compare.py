@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dagan.errors import InputError
 from dagan.eval.results import compare_markdown, read_results
+from dagan.filemode import make_public
 
 NAME = "compare"
 HELP = "print evaluation results files side by side as a Markdown table (ablations, checkpoints)"
@@ -38,6 +39,7 @@ def column_names(paths: list[str]) -> list[str]:
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_public(fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -39,6 +39,7 @@ import numpy as np
 from scipy import ndimage
 
 from dagan.errors import MissingExtraError
+from dagan.filemode import make_public
 
 FPS = 25.0
 FOCAL_FACTOR = 1.15  # fx = fy = FOCAL_FACTOR · image size
@@ -507,6 +508,7 @@ def save_ground_truth(path: str | os.PathLike[str], clip: SyntheticClip) -> None
     """Write a clip's ground truth as a compressed ``.npz`` (atomically: temp file + rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=path.parent)
+    make_public(fd)
     os.close(fd)
     try:
         np.savez_compressed(tmp, depth=clip.depth.astype(np.float16), mask=clip.mask,

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from dagan.errors import InputError
+from dagan.filemode import make_public
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -402,6 +403,7 @@ def _temp_path(final: Path) -> Path:
     """A fresh hidden file beside ``final`` keeping its extension (FFmpeg picks the format from it)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
+    make_public(fd)
     os.close(fd)
     return Path(name)
 

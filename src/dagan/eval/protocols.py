@@ -63,6 +63,7 @@ from dagan.eval.results import (
     render_markdown,
     write_results,
 )
+from dagan.filemode import make_public
 
 __all__ = [
     "DEFAULT_CROSS_ID_PAIRS",
@@ -420,6 +421,7 @@ def _decode_value(x: float | str) -> float:
 def _atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_public(fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

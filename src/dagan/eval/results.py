@@ -42,6 +42,7 @@ import torch
 
 from dagan import __version__
 from dagan.errors import InputError
+from dagan.filemode import make_public
 
 RESULTS_FORMAT = "dagan-results"
 RESULTS_FORMAT_VERSION = 1
@@ -361,6 +362,7 @@ def write_results(path: str | Path, doc: Mapping[str, Any]) -> Path:
     text = json.dumps(_encode(dict(doc)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_public(fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

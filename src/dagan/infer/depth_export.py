@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from dagan.filemode import make_public
+
 __all__ = [
     "COLORMAPS",
     "DepthPredictor",
@@ -123,6 +125,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    make_public(fd)
     os.close(fd)
     try:
         write(tmp)

@@ -43,9 +43,9 @@ class ResnetEncoder(nn.Module):
     ``encoder.pth`` / ``pose_encoder.pth``. Returns the five feature maps (strides 2…32).
     """
 
-    def __init__(self, backbone: str = "resnet18", num_input_images: int = 1) -> None:
+    def __init__(self, backbone: str = "resnet18", num_input_images: int = 1, width: float = 1.0) -> None:
         super().__init__()
-        self.encoder = ResNet(backbone, num_input_images)
+        self.encoder = ResNet(backbone, num_input_images, width=width)
         self.channels = self.encoder.channels
 
     @property
@@ -57,6 +57,10 @@ class ResnetEncoder(nn.Module):
 
     def load_imagenet_weights(self, source: str | os.PathLike[str] | Mapping[str, object]) -> None:
         """Initialise from torchvision-format ImageNet weights (file or state dict) of the same depth."""
+        if self.encoder.width != 1.0:
+            raise CheckpointError(
+                f"ImageNet weights need a standard-width encoder, but this one has width {self.encoder.width}"
+            )
         net = load_torchvision_resnet(source, self.encoder.num_input_images)
         if net.backbone != self.backbone:
             raise CheckpointError(
@@ -136,9 +140,10 @@ class FaceDepthNet(nn.Module):
     ``encoder`` / ``decoder`` state dicts are the official ``encoder.pth`` / ``depth.pth`` layouts.
     """
 
-    def __init__(self, backbone: str = "resnet18", num_scales: int = 4) -> None:
+    def __init__(self, backbone: str = "resnet18", num_scales: int = 4, width: float = 1.0) -> None:
         super().__init__()
-        self.encoder = ResnetEncoder(backbone, num_input_images=1)
+        # width < 1 narrows the encoder only (small demo models); the decoder adapts to its channels.
+        self.encoder = ResnetEncoder(backbone, num_input_images=1, width=width)
         self.decoder = DepthDecoder(self.encoder.channels, num_scales)
 
     @property

@@ -151,13 +151,15 @@ class PoseNet(nn.Module):
         learn_intrinsics: bool = True,
         image_size: tuple[int, int] = (256, 256),
         intrinsics: Tensor | None = None,
+        width: float = 1.0,
     ) -> None:
         super().__init__()
+        channel_width = width  # the encoder's channel multiplier; `width` below is the image width
         height, width = image_size
         if height <= 0 or width <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
         self.image_size = (int(height), int(width))
-        self.encoder = ResnetEncoder(backbone, num_input_images=2)
+        self.encoder = ResnetEncoder(backbone, num_input_images=2, width=channel_width)
         bottleneck = self.encoder.channels[-1]
         self.decoder = PoseDecoder(bottleneck)
         self.intrinsics_head = IntrinsicsHead(bottleneck, self.image_size) if learn_intrinsics else None

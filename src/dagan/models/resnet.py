@@ -45,10 +45,22 @@ def _check_backbone(backbone: str) -> ResNetSpec:
     return RESNET_SPECS[backbone]
 
 
-def resnet_channels(backbone: str) -> list[int]:
-    """Channels of the five feature maps: [64, 64, 128, 256, 512] (basic blocks) or ×4 after the stem."""
+def scaled_channels(channels: int, width: float) -> int:
+    """Channels of a stage scaled by the width multiplier w: max(8, round(c·w)) (c itself at w = 1)."""
+    if width <= 0:
+        raise ValueError(f"width multiplier must be positive, got {width}")
+    return channels if width == 1.0 else max(8, int(round(channels * width)))
+
+
+def resnet_channels(backbone: str, width: float = 1.0) -> list[int]:
+    """Channels of the five feature maps: [64, 64, 128, 256, 512] (basic blocks) or ×4 after the stem.
+
+    With a width multiplier w every stage has ``scaled_channels(64·2^i, w)`` channels (narrow encoders
+    for small models); w = 1 is the standard ResNet.
+    """
     expansion = 4 if _check_backbone(backbone).bottleneck else 1
-    return [64] + [64 * 2**i * expansion for i in range(4)]
+    stem = scaled_channels(64, width)
+    return [stem] + [scaled_channels(64 * 2**i, width) * expansion for i in range(4)]
 
 
 class BasicBlock(nn.Module):
@@ -110,30 +122,34 @@ class ResNet(nn.Module):
     """ResNet trunk without classifier on ``num_input_images`` stacked RGB images (3·n input channels).
 
     ``forward`` returns the five feature maps listed in :attr:`channels` (strides 2, 4, 8, 16, 32).
+    ``width`` multiplies every stage's channels (see :func:`scaled_channels`); at 1.0 the parameter
+    names and shapes are torchvision's.
     """
 
-    def __init__(self, backbone: str = "resnet18", num_input_images: int = 1) -> None:
+    def __init__(self, backbone: str = "resnet18", num_input_images: int = 1, width: float = 1.0) -> None:
         super().__init__()
         spec = _check_backbone(backbone)
         if num_input_images < 1:
             raise ValueError(f"num_input_images must be >= 1, got {num_input_images}")
         self.backbone = backbone
         self.num_input_images = num_input_images
-        self.channels = resnet_channels(backbone)
+        self.width = float(width)
+        self.channels = resnet_channels(backbone, width)
         block = Bottleneck if spec.bottleneck else BasicBlock
 
-        self.conv1 = nn.Conv2d(3 * num_input_images, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        stem = self.channels[0]
+        self.conv1 = nn.Conv2d(3 * num_input_images, stem, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        in_channels = 64
+        in_channels = stem
         for stage, num_blocks in enumerate(spec.blocks):
-            width = 64 * 2**stage
+            stage_channels = scaled_channels(64 * 2**stage, width)
             stride = 1 if stage == 0 else 2
             blocks = []
             for i in range(num_blocks):
-                blocks.append(block(in_channels, width, stride if i == 0 else 1))
-                in_channels = width * block.expansion
+                blocks.append(block(in_channels, stage_channels, stride if i == 0 else 1))
+                in_channels = stage_channels * block.expansion
             self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
         self._init_weights()
 

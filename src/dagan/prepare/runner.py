@@ -38,6 +38,7 @@ from typing import Any
 
 from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, probe_video
 from dagan.errors import DaganError, InputError, MissingExtraError
+from dagan.filemode import make_public
 from dagan.prepare.metadata import MetadataRow, frame_range, group_by_video, read_metadata, scaled_box
 from dagan.prepare.tubes import (
     FORMATS,
@@ -455,6 +456,7 @@ def marker_path(root: Path, job: Job) -> Path:
 def _write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
+    make_public(fd)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)

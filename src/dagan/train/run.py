@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from dagan.config import Config, dump_config
 from dagan.errors import CheckpointError, InputError
+from dagan.filemode import make_public
 
 __all__ = [
     "TrainingRun",
@@ -225,6 +226,7 @@ def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
+    make_public(fd)
     os.close(fd)
     try:
         Image.fromarray(arr).save(tmp, format="PNG")

