@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from dagan import __version__
+from dagan.atomic_files import make_public
 from dagan.errors import CheckpointError
-from dagan.filemode import make_public
 
 FORMAT = "dagan-checkpoint"
 FORMAT_VERSION = 1

@@ -9,14 +9,12 @@ Metrics a file could not compute show "n/a" with the reason below the table; met
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
+from dagan.atomic_files import write_text_atomic
 from dagan.errors import InputError
 from dagan.eval.results import compare_markdown, read_results
-from dagan.filemode import make_public
 
 NAME = "compare"
 HELP = "print evaluation results files side by side as a Markdown table (ablations, checkpoints)"
@@ -36,19 +34,6 @@ def column_names(paths: list[str]) -> list[str]:
     return [s if stems.count(s) == 1 else p for s, p in zip(stems, paths)]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    make_public(fd)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     names = args.names if args.names else column_names(args.results)
     if len(names) != len(args.results):
@@ -57,5 +42,5 @@ def run(args: argparse.Namespace) -> int:
     table = compare_markdown(docs, names)
     sys.stdout.write(table)
     if args.output:
-        _write_atomic(Path(args.output), table)
+        write_text_atomic(Path(args.output), table)
     return 0

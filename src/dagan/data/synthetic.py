@@ -38,8 +38,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
+from dagan.atomic_files import make_public
 from dagan.errors import MissingExtraError
-from dagan.filemode import make_public
 
 FPS = 25.0
 FOCAL_FACTOR = 1.15  # fx = fy = FOCAL_FACTOR · image size

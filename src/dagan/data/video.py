@@ -30,8 +30,8 @@ import av.error
 import numpy as np
 from PIL import Image, ImageOps
 
+from dagan.atomic_files import make_public
 from dagan.errors import InputError
-from dagan.filemode import make_public
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

@@ -48,6 +48,7 @@ import torch
 import torch.nn.functional as F
 
 from dagan import __version__
+from dagan.atomic_files import write_text_atomic
 from dagan.data.datasets import VideoEntry, scan_videos
 from dagan.data.video import iter_frames, probe_video, read_frames, resize_rgb
 from dagan.errors import DaganError, InputError
@@ -63,7 +64,6 @@ from dagan.eval.results import (
     render_markdown,
     write_results,
 )
-from dagan.filemode import make_public
 
 __all__ = [
     "DEFAULT_CROSS_ID_PAIRS",
@@ -418,19 +418,6 @@ def _decode_value(x: float | str) -> float:
     return float(x)  # float("inf") / float("-inf") read the strings back
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    make_public(fd)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 _SAFE = re.compile(r"[^A-Za-z0-9._#@+=-]")
 
 
@@ -453,7 +440,7 @@ def write_part(path: Path, record: UnitRecord, signature: dict[str, Any], unit: 
         "values": {k: [_encode_value(v) for v in vals] for k, vals in record.values.items()},
         "skipped": record.skipped,
     }
-    _atomic_write_text(path, json.dumps(doc, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(doc, allow_nan=False) + "\n")
 
 
 def read_part(path: Path, key: str, signature: dict[str, Any]) -> dict[str, Any] | None:
@@ -1015,7 +1002,7 @@ def evaluate(opts: EvaluationOptions) -> EvaluationResult:
     )
     write_results(output, document)
     markdown = render_markdown(document, title=Path(opts.checkpoint).name)
-    _atomic_write_text(result.markdown_path, markdown)
+    write_text_atomic(result.markdown_path, markdown)
     result.document, result.markdown = document, markdown
     return result
 

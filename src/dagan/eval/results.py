@@ -30,8 +30,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +39,8 @@ import numpy as np
 import torch
 
 from dagan import __version__
+from dagan.atomic_files import write_text_atomic
 from dagan.errors import InputError
-from dagan.filemode import make_public
 
 RESULTS_FORMAT = "dagan-results"
 RESULTS_FORMAT_VERSION = 1
@@ -360,17 +358,7 @@ def write_results(path: str | Path, doc: Mapping[str, Any]) -> Path:
     """Write the results JSON atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     text = json.dumps(_encode(dict(doc)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    make_public(fd)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, text)
 
 
 class ResultsFileError(InputError):

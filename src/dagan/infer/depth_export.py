@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dagan.filemode import make_public
+from dagan.atomic_files import make_public
 
 __all__ = [
     "COLORMAPS",

@@ -36,9 +36,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from dagan.atomic_files import make_public
 from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, natural_key, probe_video
 from dagan.errors import DaganError, InputError, MissingExtraError
-from dagan.filemode import make_public
 from dagan.prepare.metadata import MetadataRow, frame_range, group_by_video, read_metadata, scaled_box
 from dagan.prepare.tubes import (
     FORMATS,

@@ -43,9 +43,9 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dagan.atomic_files import make_public
 from dagan.config import Config, dump_config
 from dagan.errors import CheckpointError, InputError
-from dagan.filemode import make_public
 
 __all__ = [
     "TrainingRun",
