@@ -16,8 +16,8 @@ cd "$(dirname "$0")/.."
 WORK=${1:-runs/demo}
 PY=${PY:-.venv/bin/python}
 DEPTH_MINUTES=${DEPTH_MINUTES:-7}
-MINUTES=${MINUTES:-32}
-STEPS=${STEPS:-100000}
+MINUTES=${MINUTES:-60}
+STEPS=${STEPS:-3399}
 THREADS=${THREADS:-1}
 
 $PY scripts/train_demo.py data "$WORK" --size 64 --synth-videos 6
