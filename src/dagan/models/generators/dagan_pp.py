@@ -16,6 +16,7 @@ from dagan.models.attention import CrossModalAttention
 from dagan.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from dagan.models.dense_motion import DenseMotionNetwork
 from dagan.models.generators.base import Generator, KeypointDict, SourceCache
+from dagan.models.generators.fomm import expand_to_batch
 
 
 def level_channels(block_expansion: int, max_features: int, num_down_blocks: int) -> list[int]:
@@ -36,15 +37,6 @@ def attention_levels(scales: str | list[int], num_down_blocks: int) -> list[int]
     if bad:
         raise ValueError(f"attention scale(s) {bad} outside the encoder levels 0..{num_down_blocks}")
     return levels
-
-
-def _expand_batch(x: Tensor, batch: int) -> Tensor:
-    """Broadcast a batch-1 source tensor to ``batch`` (a view, no copy); other batch sizes must match."""
-    if x.shape[0] == batch:
-        return x
-    if x.shape[0] != 1:
-        raise InputError(f"source batch {x.shape[0]} does not match driving batch {batch} (use 1 or {batch})")
-    return x.expand(batch, *x.shape[1:])
 
 
 def _encoder_blocks(in_channels: int, channels: list[int]) -> tuple[SameBlock2d, nn.ModuleList]:
@@ -204,8 +196,8 @@ class DaganPPGenerator(Generator):
         kp_source: KeypointDict,
     ) -> dict[str, Tensor]:
         batch = kp_driving["value"].shape[0]
-        source_image = _expand_batch(source_image, batch)
-        kp_source = {key: _expand_batch(value, batch) for key, value in kp_source.items()}
+        source_image = expand_to_batch(source_image, batch)
+        kp_source = {key: expand_to_batch(value, batch) for key, value in kp_source.items()}
         motion = self.dense_motion_network(source_image, kp_driving, kp_source)
         deformation = motion["deformation"]
         occlusion = motion.get("occlusion_map")
@@ -213,10 +205,10 @@ class DaganPPGenerator(Generator):
         kv = dict(zip(self.attention_scales, zip(cache["keys"], cache["values"])))
         enhanced = []
         for i, feats in enumerate(cache["features"]):
-            out = self.warp_features(_expand_batch(feats, batch), deformation, occlusion)
+            out = self.warp_features(expand_to_batch(feats, batch), deformation, occlusion)
             if i in kv:
                 k, v = kv[i]
-                out = self.attention[str(i)].attend(out, _expand_batch(k, batch), _expand_batch(v, batch))
+                out = self.attention[str(i)].attend(out, expand_to_batch(k, batch), expand_to_batch(v, batch))
             enhanced.append(out)
 
         x = self.bottleneck(enhanced[-1])

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dagan.config import DenseMotionParams, ModelParams
+from dagan.errors import InputError
 from dagan.geometry.grids import resize_deformation, warp
 from dagan.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
 from dagan.models.dense_motion import DenseMotionNetwork
@@ -70,9 +71,7 @@ def expand_to_batch(tensor: Tensor, batch: int) -> Tensor:
     if tensor.shape[0] == batch:
         return tensor
     if tensor.shape[0] != 1:
-        raise ValueError(
-            f"source batch {tensor.shape[0]} does not match driving batch {batch} (must be 1 or equal)"
-        )
+        raise InputError(f"source batch {tensor.shape[0]} does not match driving batch {batch} (use 1 or {batch})")
     return tensor.expand(batch, *tensor.shape[1:])
 
 
