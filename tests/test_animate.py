@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from dagan import Animator
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import save_checkpoint
 from dagan.config import config_from_dict, deep_merge, load_config
 from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image, resize_rgb
@@ -29,7 +30,7 @@ from dagan.infer.loading import load_reenactment_model
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 
 
 def carphone_path() -> Path:

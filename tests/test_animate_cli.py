@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 import dagan.cli
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import save_checkpoint
 from dagan.config import load_config
 from dagan.data.video import VideoWriter, iter_frames, probe_video
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 # Runs the CLI in a subprocess even before 'animate' is listed in dagan.commands.COMMANDS.
 LAUNCH = (
     "import sys, dagan.cli as c; c.COMMANDS = list(dict.fromkeys([*c.COMMANDS, 'animate'])); "

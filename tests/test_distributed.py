@@ -29,6 +29,7 @@ import pytest
 import torch
 from torch import nn
 
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import load_checkpoint, save_checkpoint
 from dagan.config import load_config
 from dagan.data.video import iter_frames, resize_rgb, write_png_frames
@@ -47,7 +48,7 @@ from dagan.train.run import read_metrics
 from dagan.train.trainer import train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 STEPS = 3
 
 CONFIG_TEXT = """\

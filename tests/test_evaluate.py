@@ -23,6 +23,7 @@ import pytest
 import torch
 
 import dagan.cli
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import save_checkpoint
 from dagan.config import load_config
 from dagan.data.datasets import scan_videos
@@ -53,7 +54,7 @@ from dagan.train.trainer import train_reenactment
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny"
-HELLO = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 HAVE_DLIB = importlib.util.find_spec("dlib") is not None and (
     importlib.util.find_spec("face_recognition_models") is not None
 )

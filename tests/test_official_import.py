@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import dagan.cli as cli
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import load_checkpoint, load_module_state
 from dagan.config import Config, config_from_dict, load_config
 from dagan.errors import CheckpointError
@@ -50,7 +51,7 @@ from dagan.models.pose import PoseNet
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
-CLIP = ROOT / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 
 
 # --------------------------------------------------------------------------- helpers (test_inspect uses them)

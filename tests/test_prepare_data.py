@@ -1,6 +1,6 @@
 """``dagan prepare-data``: face tubes from raw videos, VoxCeleb metadata crops, batch driver and CLI.
 
-The raw test video is built from the real webcam clip (``assets/hello_face_176.mp4``, CC BY-SA 4.0): its
+The raw test video is built from the real webcam clip (``src/dagan/assets/hello_face_176.mp4``, CC BY-SA 4.0): its
 first 14 frames (the head holds still there), played back and forth, pasted into a 320×240 canvas at a
 position that moves 1 px per frame, over three shots with different backgrounds (scene cuts at frames 30 and
 56). The face box inside the clip is known (measured with MediaPipe and dlib, which agree within 2 px), so
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dagan.assets import DEMO_DRIVING
 from dagan.cli import main
 from dagan.data.datasets import FramePairDataset
 from dagan.data.video import VideoWriter, iter_frames, probe_video, read_image, write_png_frames
@@ -45,7 +46,7 @@ from dagan.prepare import (
 )
 from dagan.prepare.runner import fingerprint
 
-HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 W, H = 320, 240
 # face box (x0, y0, x1, y1) in frames 0-13 of the clip: MediaPipe (43.6, 53.3, 120.7, 130.4) and dlib
 # (45, 55, 121, 131) on average, in the dlib box convention every detector backend returns

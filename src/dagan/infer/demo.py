@@ -17,15 +17,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.errors import InputError
 
 PathLike = str | os.PathLike[str]
 
-#: Bundled inputs (see assets/README.md for their origin and licences).
-ASSETS = Path(__file__).resolve().parents[3] / "assets"
-DEMO_CHECKPOINT = ASSETS / "demo" / "dagan++-demo.pt"
-DEMO_SOURCE = ASSETS / "demo" / "astronaut.png"
-DEMO_DRIVING = ASSETS / "hello_face_176.mp4"
 #: Height of every panel of the side-by-side video.
 PANEL_HEIGHT = 256
 
