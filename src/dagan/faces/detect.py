@@ -3,8 +3,9 @@
 Backends (all CPU, all optional — install the ``faces`` extra):
 
 * ``mediapipe`` — MediaPipe's legacy ``solutions.face_detection`` (BlazeFace); the most robust to head turns
-  and small faces. Needs ``mediapipe==0.10.21`` (later versions ship no models), installed with
-  ``--no-deps`` (see :data:`MEDIAPIPE_INSTALL`).
+  and small faces. Needs ``mediapipe==0.10.21`` (later versions ship no models), installed beside the
+  environment (see :mod:`dagan.isolated_packages` and :data:`MEDIAPIPE_INSTALL`). Its C++ graph prints
+  TensorFlow Lite / absl log lines on the process's stderr when it starts; they are swallowed.
 * ``dlib`` — dlib's HOG + linear SVM frontal detector (package ``dlib-bin``); run on the image upsampled
   once, and again at 2× upsampling when that finds nothing (faces under ~80 px).
 * ``opencv`` — OpenCV's Viola–Jones Haar cascade ``haarcascade_frontalface_default.xml`` (shipped in
@@ -23,19 +24,27 @@ each backend's ``calibration`` = (size factor, downward shift as a fraction of t
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+import os
+import sys
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from dagan.errors import MissingExtraError
 from dagan.faces.boxes import FaceBox, check_image
+from dagan.isolated_packages import MEDIAPIPE_RUNTIME, install_command
 
 #: The pip extra that holds the face tools' dependencies.
 FACES_EXTRA = "faces"
-#: How to install MediaPipe here: its metadata pins numpy<2 and protobuf<5, which the code does not need.
-MEDIAPIPE_INSTALL = "pip install --no-deps mediapipe==0.10.21 absl-py attrs flatbuffers matplotlib"
+#: How to install MediaPipe: its metadata pins numpy<2 and protobuf<5, which the code does not need, so it goes
+#: into a folder of its own, beside its real run-time dependencies.
+MEDIAPIPE_INSTALL = f"{install_command('mediapipe==0.10.21')} && pip install " + " ".join(
+    f"'{r}'" if "<" in r else r for r in MEDIAPIPE_RUNTIME
+)
 #: Preference order of ``create_detector("auto")``.
 BACKENDS = ("mediapipe", "dlib", "opencv")
 
@@ -110,11 +119,17 @@ class MediaPipeDetector:
             model_selection=0 if model == "short" else 1, min_detection_confidence=min_score
         )
         self.calibrate = calibrate
+        self._started = False
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         image = np.ascontiguousarray(check_image(_rgb(image)))
         h, w = image.shape[:2]
-        result = self._graph.process(image)
+        if self._started:
+            result = self._graph.process(image)
+        else:  # the graph starts on its first image and logs from C++ while doing so
+            with _native_stderr_silenced():
+                result = self._graph.process(image)
+            self._started = True
         boxes = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
@@ -125,6 +140,26 @@ class MediaPipeDetector:
 
     def close(self) -> None:
         self._graph.close()
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration: C++ libraries (TensorFlow Lite, absl) write their
+    log lines straight to it, past Python's ``sys.stderr``."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _silence_protobuf_compat_warning() -> None:

