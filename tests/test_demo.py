@@ -12,7 +12,8 @@ import pytest
 
 from dagan.data.video import probe_video, read_frames, read_image
 from dagan.errors import InputError
-from dagan.infer.demo import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE, PANEL_HEIGHT, run_demo, stack_panels
+from dagan.infer.animator import PANEL_HEIGHT, stack_panels
+from dagan.infer.demo import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE, run_demo
 
 FRAMES = 6
 
@@ -43,7 +44,8 @@ def test_bundled_checkpoint_is_inference_only() -> None:
     from dagan.checkpoint import safe_torch_load
 
     obj = safe_torch_load(DEMO_CHECKPOINT)
-    assert sorted(obj["modules"]) == ["depth_net", "generator", "kp_detector"]
+    # pose_net: FDN++'s pose/uncertainty net, for `dagan depth --uncertainty` (not used by animation)
+    assert sorted(obj["modules"]) == ["depth_net", "generator", "kp_detector", "pose_net"]
     assert "optimizers" not in obj
     assert obj["config"]["model_params"]["arch"] == "dagan++"
 
@@ -82,6 +84,10 @@ def test_stack_panels_resizes_to_a_common_height() -> None:
     out = stack_panels(panels, height=40)
     assert out.shape == (40, 20 + 40, 3)
     assert out[:, :20].max() == 0 and out[:, 20:].min() == 255
+    # odd widths are rounded to even ones (yuv420p video needs an even frame width)
+    odd = stack_panels([np.zeros((10, 13, 3), np.uint8), np.zeros((30, 45, 3), np.uint8)], height=40)
+    assert odd.shape == (40, 52 + 60, 3)
+    assert stack_panels([np.zeros((64, 64, 3), np.uint8)]).shape == (PANEL_HEIGHT, PANEL_HEIGHT, 3)
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:

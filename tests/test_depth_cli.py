@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dagan.assets import DEMO_DRIVING
+from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.checkpoint import atomic_torch_save
 from dagan.commands import depth as depth_cmd
 from dagan.commands import train_depth as train_depth_cmd
@@ -61,16 +61,19 @@ def astronaut(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the two commands with the CLI even before they are listed in dagan.commands.COMMANDS."""
+    """Register the two commands with the CLI even before they are listed in dagan.commands.COMMANDS; no
+    $DAGAN_CHECKPOINT from the environment running the tests."""
     import dagan.cli
 
+    monkeypatch.delenv("DAGAN_CHECKPOINT", raising=False)
     names = list(dagan.cli.COMMANDS) + [n for n in ("train-depth", "depth") if n not in dagan.cli.COMMANDS]
     monkeypatch.setattr(dagan.cli, "COMMANDS", names)
 
 
 def test_image_outputs_are_16bit_disparity_preview_and_ply(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--checkpoint", str(ckpt), "--ply"]) == 0
+    argv = [str(astronaut), "-o", str(out), "--checkpoint", str(ckpt), "--ply", "--no-crop"]
+    assert run_cmd(depth_cmd, argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.ply", "astronaut_disp.png", "astronaut_disp_color.png"]
     png = Image.open(out / "astronaut_disp.png")
     assert png.mode.startswith("I") and png.size == (512, 512)
@@ -99,14 +102,16 @@ def test_folder_gives_outputs_per_image(ckpt: Path, astronaut: Path, tmp_path: P
     for name in ("a.png", "b.jpg"):
         Image.fromarray(img).save(folder / name)
     out = tmp_path / "out"
-    assert run_cmd(depth_cmd, [str(folder), "-o", str(out), "--checkpoint", str(ckpt), "--size", "64"]) == 0
+    argv = [str(folder), "-o", str(out), "--checkpoint", str(ckpt), "--size", "64", "--no-crop"]
+    assert run_cmd(depth_cmd, argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["a_disp.png", "a_disp_color.png", "b_disp.png", "b_disp_color.png"]
     assert Image.open(out / "b_disp.png").size == (128, 128)
 
 
 def test_real_video_gives_video_png_frames_and_uncertainty(ckpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    argv = [str(CLIP), "-o", str(out), "--checkpoint", str(ckpt), "--max-frames", "5", "--uncertainty", "--png"]
+    argv = [str(CLIP), "-o", str(out), "--checkpoint", str(ckpt), "--max-frames", "5", "--uncertainty", "--png",
+            "--no-crop"]
     assert run_cmd(depth_cmd, argv) == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == ["hello_face_176_disp", "hello_face_176_disp.mp4", "hello_face_176_uncertainty.mp4"]
@@ -131,22 +136,27 @@ def test_uncertainty_is_refused_for_images_and_fdn(ckpt: Path, astronaut: Path, 
 
 
 def _bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
-    gray = tmp / "gray.png"
-    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(gray)
-    rgba = tmp / "rgba.png"
-    Image.fromarray(np.full((64, 64, 4), 128, np.uint8)).save(rgba)
+    broken = tmp / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
+    noface = tmp / "noface.png"
+    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(noface)
     corrupt = tmp / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    faceless = tmp / "faceless.mp4"
+    with VideoWriter(faceless, 25) as w:
+        for i in range(6):
+            w.write(np.full((64, 64, 3), 40 * i, np.uint8))
     return {
         "missing": (tmp / "nope.png", "not found"),
-        "gray": (gray, "1-channel"),
-        "rgba": (rgba, "alpha channel"),
+        "broken": (broken, "cannot read image"),
+        "noface": (noface, "--no-crop"),
+        "faceless": (faceless, "--no-crop"),
         "corrupt": (corrupt, "corrupt.mp4"),
         "text": (tmp / "notes.txt", "neither an image"),
     }
 
 
-@pytest.mark.parametrize("case", ["missing", "gray", "rgba", "corrupt", "text"])
+@pytest.mark.parametrize("case", ["missing", "broken", "noface", "faceless", "corrupt", "text"])
 def test_bad_input_one_line_error_and_no_output(case: str, ckpt: Path, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "notes.txt").write_text("hello")
@@ -184,7 +194,7 @@ def test_corrupt_video_mid_stream_leaves_nothing(ckpt: Path, tmp_path: Path) -> 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(bytes(data))
     out = tmp_path / "out"
-    rc = run_cmd(depth_cmd, [str(bad), "-o", str(out), "--checkpoint", str(ckpt)])
+    rc = run_cmd(depth_cmd, [str(bad), "-o", str(out), "--checkpoint", str(ckpt), "--no-crop"])
     if rc != 0:
         assert not out.exists()
     else:
@@ -226,3 +236,147 @@ def test_command_modules_follow_the_cli_convention() -> None:
         assert isinstance(module.NAME, str) and isinstance(module.HELP, str)
         parser = argparse.ArgumentParser()
         module.add_arguments(parser)
+
+
+# --------------------------------------------------------------------------- face crop and the bundled model
+
+
+def _disparity(path: Path) -> np.ndarray:
+    return uint16_to_disparity(np.asarray(Image.open(path)))
+
+
+@pytest.fixture(scope="module")
+def portrait(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``dagan depth`` of the astronaut photo with the defaults (bundled model, face crop), with --ply."""
+    from dagan.cli import main
+
+    out = tmp_path_factory.mktemp("portrait") / "out"
+    assert main(["depth", str(DEMO_SOURCE), "-o", str(out), "--ply"]) == 0
+    return out
+
+
+def test_portrait_depth_is_of_the_face_crop_animate_uses(portrait: Path) -> None:
+    from dagan.data.video import read_image, resize_rgb
+    from dagan.infer.animator import Animator
+
+    disp = _disparity(portrait / "astronaut_disp.png")
+    side = disp.shape[0]
+    assert disp.shape == (side, side) and 64 < side < 512  # the crop, at its own size in the 512² photo
+    # the face (middle of the crop) is nearer, i.e. brighter, than the crop's corners (background)
+    k = side // 8
+    centre = disp[side * 2 // 5 : side * 3 // 5, side * 2 // 5 : side * 3 // 5].mean()
+    corners = np.mean([disp[:k, :k].mean(), disp[:k, -k:].mean(), disp[-k:, :k].mean(), disp[-k:, -k:].mean()])
+    assert centre > corners + 0.05
+    # the point cloud's colours are the crop's pixels: the same square dagan animate cuts out
+    _, cols = read_ply(portrait / "astronaut.ply")
+    assert cols is not None and cols.shape == (side * side, 3)
+    animator = Animator.from_checkpoint(DEMO_CHECKPOINT, device="cpu")
+    crop64, box, _ = animator.crop_source(read_image(DEMO_SOURCE))
+    assert round(box.size) == side
+    ours64 = resize_rgb(cols.reshape(side, side, 3), 64).astype(float)
+    assert np.abs(ours64 - crop64.astype(float)).mean() < 3.0
+
+
+def test_no_crop_gives_the_whole_picture(portrait: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(DEMO_SOURCE), "-o", str(out), "--no-crop"]) == 0
+    assert _disparity(out / "astronaut_disp.png").shape == (512, 512)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_grey_and_transparent_images_are_converted_not_refused(mode: str, tmp_path: Path) -> None:
+    """A grey (or opaque RGBA) file gives the depth of the same pixels stored as RGB."""
+    rgb = np.asarray(Image.open(DEMO_SOURCE).convert("RGB"))
+    if mode == "L":
+        grey = np.asarray(Image.fromarray(rgb).convert("L"))
+        Image.fromarray(grey).save(tmp_path / "face.png")
+        Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(tmp_path / "ref.png")
+    else:
+        Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])).save(tmp_path / "face.png")
+        Image.fromarray(rgb).save(tmp_path / "ref.png")
+    assert Image.open(tmp_path / "face.png").mode == mode
+    results = {}
+    for name in ("face", "ref"):
+        out = tmp_path / f"out-{name}"
+        assert run_cmd(depth_cmd, [str(tmp_path / f"{name}.png"), "-o", str(out)]) == 0
+        results[name] = _disparity(out / f"{name}_disp.png")
+    assert results["face"].shape == results["ref"].shape
+    assert np.abs(results["face"] - results["ref"]).max() < 1e-3
+
+
+def test_folder_images_are_each_cropped(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rgb = np.asarray(Image.open(DEMO_SOURCE).convert("RGB"))
+    Image.fromarray(rgb).save(folder / "a.png")
+    Image.fromarray(np.ascontiguousarray(rgb[:384, 64:])).save(folder / "b.png")  # the face off-centre
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(folder), "-o", str(out)]) == 0
+    a, b = _disparity(out / "a_disp.png"), _disparity(out / "b_disp.png")
+    assert a.shape[0] == a.shape[1] < 384 and b.shape[0] == b.shape[1] < 384
+    assert abs(a.shape[0] - b.shape[0]) < 0.15 * a.shape[0]  # the same face: about the same crop size
+
+
+def test_uncertainty_of_the_bundled_model_on_the_clip(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(CLIP), "-o", str(out), "--uncertainty", "--max-frames", "4"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["hello_face_176_disp.mp4", "hello_face_176_uncertainty.mp4"]
+    info = probe_video(out / "hello_face_176_uncertainty.mp4")
+    assert info.num_frames == 4 and info.width == info.height < 176  # the face crop tube
+    from dagan.data.video import read_frames
+
+    frame = read_frames(out / "hello_face_176_uncertainty.mp4", [1])[0].astype(float)
+    assert frame.std() > 2.0  # a map, not a constant
+
+
+def test_bundled_model_is_the_default_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(DEMO_SOURCE), "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "bundled" in line]
+    assert len(notes) == 1 and str(DEMO_CHECKPOINT) in notes[0] and "dagan train-depth" in notes[0]
+
+
+def test_dagan_checkpoint_environment_wins_over_the_bundled_model(
+    ckpt: Path, astronaut: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dagan.data.video import read_image
+    from dagan.infer.depth_export import DepthPredictor
+
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(ckpt))
+    out = tmp_path / "out"
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(out), "--no-crop", "--size", "64"]) == 0
+    assert "bundled" not in capsys.readouterr().err
+    expected = DepthPredictor(load_depth_models(ckpt), 64).disparity(read_image(astronaut)[None])[0]
+    assert np.abs(_disparity(out / "astronaut_disp.png") - expected).max() < 2e-5
+    monkeypatch.setenv("DAGAN_CHECKPOINT", str(tmp_path / "missing.pt"))
+    assert run_cmd(depth_cmd, [str(astronaut), "-o", str(tmp_path / "out2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("dagan: error: $DAGAN_CHECKPOINT") and "missing.pt" in err and "\n" not in err
+
+
+def test_pose_net_trains_against_a_frozen_depth_net(ckpt: Path, tmp_path: Path) -> None:
+    """train_depth(frozen_depth=…): the depth net comes from the checkpoint and stays bit-identical (also its
+    BatchNorm statistics); only the pose net is optimised. This is how the bundled model got its pose net."""
+    from dagan.checkpoint import safe_torch_load
+    from dagan.train.depth_trainer import train_depth
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    with VideoWriter(data / "moving.mp4", 25) as w:
+        for t in range(8):  # a textured picture sliding sideways
+            w.write(texture[:, 2 * t : 2 * t + 64])
+    cfg = load_config(TINY)
+    cfg.model_params.depth_params.uncertainty = True
+    result = train_depth(cfg, data, out=tmp_path / "run", frozen_depth=ckpt, max_steps=2, show_progress=False,
+                         echo=False, tensorboard=False)
+    trained = safe_torch_load(result.checkpoint)
+    frozen = safe_torch_load(ckpt)["modules"]["depth_net"]
+    assert trained["modules"]["depth_net"].keys() == frozen.keys()
+    assert all(torch.equal(trained["modules"]["depth_net"][k], v) for k, v in frozen.items())
+    optimised = sum(len(g["params"]) for g in trained["optimizers"]["adam"]["param_groups"])
+    assert optimised == len(trained["modules"]["pose_net"]) - sum(
+        k.endswith(("running_mean", "running_var", "num_batches_tracked")) for k in trained["modules"]["pose_net"]
+    )

@@ -492,7 +492,7 @@ def test_user_errors_are_one_line(
     cases = [
         (["--protocol", "pairs", "-o", str(tmp_path / "a.json")], "the pairs protocol needs --pairs"),
         (["--protocol", "video", "-o", str(tmp_path / "a.md")], "must end in .json"),
-        (["--protocol", "video", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["--protocol", "video", "--batch-size", "0"], "--batch-size: must be ≥ 1"),
         (["--protocol", "video", "--metrics", "fid", "-o", str(tmp_path / "b.json")], "unknown metric 'fid'"),
     ]
     for extra, message in cases:

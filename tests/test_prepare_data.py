@@ -271,8 +271,9 @@ def test_cli_parallel_resumable_and_bad_videos(
 
 
 def test_cli_subprocess_smoke(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "dagan.cli", "prepare-data", str(tmp_path), "-o", str(tmp_path / "out")],
+        [sys.executable, "-m", "dagan.cli", "prepare-data", str(tmp_path / "raw"), "-o", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,

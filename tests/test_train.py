@@ -254,6 +254,22 @@ def test_resume_errors(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
         _train(workspace, vgg, workspace["base"] / "full", max_steps=1)
 
 
+def test_max_steps_goes_past_the_configs_epochs(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
+    """``max_steps`` N trains N steps even where ``train_params.num_epochs`` (2 × 2 steps here) ends first,
+    and says so in the log; a run already at its last step is not resumed (one-line error)."""
+    run = workspace["base"] / "long"
+    result = _train(workspace, vgg, run, max_steps=5)
+    assert result.step == 5 and result.epoch == 2 and not result.stopped_early
+    assert _states(result.checkpoint)["step"] == 5
+    assert [m["step"] for m in read_metrics(run)] == [1, 2, 3, 4, 5]
+    log = (run / "log.txt").read_text()
+    assert "--max-steps 5 goes past train_params.num_epochs: 2 × 2 steps per epoch = 4 steps" in log
+    latest = run / "checkpoints" / "latest.pt"
+    for steps in (5, None):
+        with pytest.raises(InputError, match=r"latest.pt is already at step 5, the end of training"):
+            _train(workspace, vgg, None, max_steps=steps, resume=latest)
+
+
 def test_fomm_without_depth_and_time_limit(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
     result = _train(
         workspace, vgg, workspace["base"] / "fomm", config=workspace["fomm"], depth=None, max_minutes=0

@@ -18,11 +18,13 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from dagan.errors import DaganError
+
 ARCHS = ("dagan++", "dagan", "dagan-spade", "fomm")
 Arch = Literal["dagan++", "dagan", "dagan-spade", "fomm"]
 
 
-class ConfigError(ValueError):
+class ConfigError(DaganError):
     """A configuration problem the user can fix; the message names the key."""
 
 
@@ -355,6 +357,8 @@ def _read_yaml_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text (UTF-8 YAML) file") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

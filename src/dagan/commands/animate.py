@@ -3,22 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 
+from dagan.commands.arguments import crop_scale, non_negative_float, non_negative_int, positive_int
 from dagan.errors import CheckpointError
 
 NAME = "animate"
 HELP = "animate a face (image or video's first frame) with the motion of a driving video"
-#: Environment variable read when --checkpoint is not given.
-CHECKPOINT_ENV = "DAGAN_CHECKPOINT"
-
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("source", "driving", "checkpoint", "depth_checkpoint")
+OUTPUTS: tuple[str, ...] = ("output", "frames_out")
+#: Output folders replaced as a whole: an input inside them is refused too.
+REPLACED_OUTPUTS: tuple[str, ...] = ("frames_out",)
 EPILOG = """\
-defaults: relative motion with adapt-scale, face crop on, driving audio kept, no smoothing.
+defaults: the model from --checkpoint, else $DAGAN_CHECKPOINT, else the bundled 64x64 demo model;
+relative motion with adapt-scale; face crop on, and the generated face pasted back into the full source
+picture (the output has the source's size; --no-paste-back gives the model-resolution crop, --no-crop
+animates the whole picture resized to the model resolution); driving audio kept; no smoothing.
 examples:
-  dagan animate -s face.jpg -d talk.mp4 -o out.mp4 --checkpoint dagan++-vox-256.pt
-  dagan animate -s face.jpg -d talk.mp4 -o out.mp4 --checkpoint model.pt --paste-back --find-best-frame
+  dagan animate -s face.jpg -d talk.mp4 -o out.mp4                 # the bundled demo model
+  dagan animate -s face.jpg -d talk.mp4 -o out.mp4 --checkpoint dagan++-vox-256.pt --find-best-frame
   dagan animate -s face.png -d talk.mp4 -o cmp.mp4 --checkpoint model.pt --side-by-side --smooth 1.5
 """
+#: Printed (stderr) when neither --checkpoint nor $DAGAN_CHECKPOINT names a model.
+BUNDLED_NOTE = (
+    "dagan: using the bundled {res}×{res} demo model ({path}); for real quality pass --checkpoint "
+    "(train one with 'dagan train', or import the official DaGAN weights with 'dagan import-official')"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     io.add_argument(
         "--checkpoint",
         default=None,
-        help=f"reenactment checkpoint (ours, or an official DaGAN .pth.tar); default: ${CHECKPOINT_ENV}",
+        help="reenactment checkpoint (ours, or an official DaGAN .pth.tar); default: $DAGAN_CHECKPOINT, "
+        "else the bundled 64x64 demo model (shows the pipeline, not real quality)",
     )
     io.add_argument(
         "--depth-checkpoint",
@@ -59,11 +72,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="copy the driving video's audio into the output (default: on)",
     )
     io.add_argument(
-        "--side-by-side", action="store_true", help="output source | driving crop | result side by side"
+        "--side-by-side",
+        action="store_true",
+        help="output source | driving crop | result side by side, each panel at least 256 px high",
     )
     io.add_argument(
         "--max-frames",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="animate only the first N driving frames (quick previews)",
@@ -99,14 +114,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     anchor.add_argument(
         "--best-frame",
-        type=int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="anchor relative motion at driving frame N (default: 0)",
     )
     motion.add_argument(
         "--smooth",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         metavar="S",
         help="One-Euro smoothing of keypoints against jitter: minimum cutoff in Hz, smaller is "
@@ -123,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faces.add_argument(
         "--crop-scale",
-        type=float,
+        type=crop_scale,
         default=1.8,
         help="crop side / face-box size (default 1.8, like the VoxCeleb crops)",
     )
@@ -135,12 +150,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faces.add_argument(
         "--paste-back",
-        action="store_true",
-        help="blend the generated face into the full source picture (output at its resolution)",
+        action=argparse.BooleanOptionalAction,
+        default=None,  # None: on whenever there is a crop to paste back (an explicit --paste-back with
+        # --no-crop is an error)
+        help="blend the generated face into the full source picture, so the output keeps its size and "
+        "framing; --no-paste-back outputs the model-resolution face crop (default: on; with --no-crop "
+        "there is nothing to paste back into)",
     )
 
     run_opts = parser.add_argument_group("performance")
-    run_opts.add_argument("--batch-size", type=int, default=8, help="driving frames per batch (default 8)")
+    run_opts.add_argument("--batch-size", type=positive_int, default=8, help="driving frames per batch (default 8)")
     run_opts.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     run_opts.add_argument(
         "--precision",
@@ -152,18 +171,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagan.infer.animator import Animator, check_inputs
-
-    check_inputs(args.source, args.driving, args.output, args.frames_out)
-    checkpoint = args.checkpoint or os.environ.get(CHECKPOINT_ENV)
-    if not checkpoint:
-        raise CheckpointError(
-            f"no checkpoint given: pass --checkpoint (or set ${CHECKPOINT_ENV}) — train one with "
-            "'dagan train' or use the official DaGAN weights"
-        )
-    animator = Animator.from_checkpoint(
-        checkpoint, device=args.device, precision=args.precision, depth_checkpoint=args.depth_checkpoint
+    from dagan.infer.animator import (
+        CHECKPOINT_ENV,
+        Animator,
+        check_inputs,
+        check_options,
+        resolve_checkpoint,
     )
+
+    # everything that can be refused is refused before the model is loaded
+    check_options(
+        args.output,
+        batch_size=args.batch_size,
+        smooth=args.smooth,
+        crop=args.crop,
+        paste_back=args.paste_back,
+        find_best_frame=args.find_best_frame,
+        best_frame=args.best_frame,
+        max_frames=args.max_frames,
+    )
+    check_inputs(args.source, args.driving, args.output, args.frames_out)
+    checkpoint, origin = resolve_checkpoint(args.checkpoint)
+    try:
+        animator = Animator.from_checkpoint(
+            checkpoint, device=args.device, precision=args.precision, depth_checkpoint=args.depth_checkpoint
+        )
+    except CheckpointError as exc:
+        if origin != "environment":
+            raise
+        raise CheckpointError(f"${CHECKPOINT_ENV}: {exc}") from None  # say where the path came from
+    if origin == "bundled":
+        print(BUNDLED_NOTE.format(res=animator.resolution, path=checkpoint), file=sys.stderr)
     result = animator.animate(
         args.source,
         args.driving,

@@ -18,6 +18,10 @@ from dagan.eval.results import compare_markdown, read_results
 
 NAME = "compare"
 HELP = "print evaluation results files side by side as a Markdown table (ablations, checkpoints)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("results",)
+OUTPUTS: tuple[str, ...] = ("output",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

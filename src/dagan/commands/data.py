@@ -9,6 +9,10 @@ from dagan.data.datasets import check_dataset
 
 NAME = "data"
 HELP = "dataset tools (check: count videos, identities and frames; list unreadable files)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("root",)
+OUTPUTS: tuple[str, ...] = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from dagan.commands.arguments import positive_int
+
 NAME = "demo"
 HELP = "animate a bundled photo with a bundled real clip using the bundled small demo model (offline)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("checkpoint", "source", "driving")
+OUTPUTS: tuple[str, ...] = ("output", "output/result.mp4", "output/side_by_side.mp4", "output/source_depth.png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--driving", default=str(DEMO_DRIVING), help="driving video (default: the bundled real clip)"
     )
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                         help="animate only the first N driving frames (default: all)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                         help="show progress bars (default: on)")

@@ -1,6 +1,14 @@
 """``dagan depth``: face depth (disparity) of an image, a folder of images or a video with a trained FDN++.
 
-Outputs, for an input named ``<stem>``:
+By default the face is cropped first, exactly as ``dagan animate`` crops its source and driving faces: the
+largest detected face, a square of ``--crop-scale`` × the face box around it (padded with the border pixels
+where it leaves the picture), and for a video a crop tube smoothed over time. The depth net was trained on
+such crops; on a whole portrait it sees a small face in a large scene and its map is meaningless.
+``--no-crop`` runs the net on the whole picture instead. Grey and transparent images are converted to RGB
+(by the same loader as ``dagan animate``).
+
+Outputs, for an input named ``<stem>``; each covers the face crop at the crop's own pixel size in the input
+(for a video, the median crop size of the tube), or the whole picture at its size with ``--no-crop``:
 
 * image → ``OUT/<stem>_disp.png`` (16-bit disparity, σ·65535) and ``OUT/<stem>_disp_color.png`` (preview);
   with ``--ply`` also ``OUT/<stem>.ply`` (coloured point cloud);
@@ -17,34 +25,68 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from dagan.errors import InputError
+from dagan.commands.arguments import crop_scale, positive_int
+from dagan.errors import CheckpointError, InputError
 
 NAME = "depth"
 HELP = "estimate face depth (disparity) for an image, a folder of images or a video"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("input", "checkpoint")
+OUTPUTS: tuple[str, ...] = ("out",)
+
+EPILOG = """\
+what the outputs cover: by default the face crop (the square dagan animate uses: --crop-scale x the
+detected face box) at the crop's own size in pixels of the input; for a video, every frame's crop from a
+smoothed crop tube, resized to the tube's median crop size. With --no-crop: the whole picture, at its
+size. Disparity is bright where near.
+examples:
+  dagan depth face.jpg -o out/                      # the bundled demo model, face crop
+  dagan depth talk.mp4 -o out/ --uncertainty --png --checkpoint depth.pt
+  dagan depth photos/ -o out/ --no-crop --checkpoint depth.pt
+"""
+#: Printed (stderr) when neither --checkpoint nor $DAGAN_CHECKPOINT names a model.
+BUNDLED_NOTE = (
+    "dagan: using the bundled {res}×{res} demo model ({path}); for better depth pass --checkpoint (train "
+    "one with 'dagan train-depth', or import the official DaGAN depth weights with 'dagan import-official "
+    "--depth')"
+)
 
 _BATCH = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="an image, a folder of images, or a video file")
+    from dagan.faces import DEFAULT_CROP_SCALE
+
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument(
+        "input",
+        metavar="INPUT",
+        help="an image (grey and transparent images are converted to RGB), a folder of images, or a video",
+    )
     parser.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (created if needed)")
     parser.add_argument(
         "--checkpoint",
-        required=True,
+        default=None,
         metavar="CKPT",
-        help="a depth checkpoint from 'dagan train-depth' (or a reenactment checkpoint with a depth net)",
+        help="a depth checkpoint from 'dagan train-depth' (or a reenactment checkpoint with a depth net); "
+        "default: $DAGAN_CHECKPOINT, else the bundled 64x64 demo model (coarse depth)",
     )
     parser.add_argument(
         "--uncertainty",
         action="store_true",
-        help="also write the FDN++ uncertainty map. It comes from the pose net on two "
-        "consecutive frames, so it is only available for videos (and FDN++ checkpoints)",
+        help="also write the FDN++ uncertainty map (viridis on the absolute scale 0..1; bright: "
+        "unreliable). It comes from the pose net on two consecutive frames, so it is only available for "
+        "videos (and FDN++ checkpoints with a pose net, like the bundled model)",
     )
     parser.add_argument(
         "--ply",
@@ -57,45 +99,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         metavar="S",
         help="network input size (multiple of 32, >= 64; default: the checkpoint's resolution); "
-        "outputs keep the input's size",
+        "outputs keep the crop's size (with --no-crop, the input's)",
     )
     parser.add_argument(
-        "--max-frames", type=int, metavar="N", help="for videos: process only the first N frames"
+        "--max-frames", type=positive_int, metavar="N", help="for videos: process only the first N frames"
     )
     parser.add_argument(
         "--colormap", default="magma", choices=("magma", "viridis"), help="preview colour map"
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
+    faces = parser.add_argument_group("faces (cropped as by dagan animate)")
+    faces.add_argument(
+        "--crop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="detect and crop the face (square box with margin; a smoothed crop tube for a video) and "
+        "estimate the depth of the crop. --no-crop uses the whole pictures (default: on)",
+    )
+    faces.add_argument(
+        "--crop-scale",
+        type=crop_scale,
+        default=DEFAULT_CROP_SCALE,
+        help=f"crop side / face-box size (default {DEFAULT_CROP_SCALE:g}, like the VoxCeleb crops)",
+    )
+    faces.add_argument(
+        "--detector",
+        default="auto",
+        choices=("auto", "mediapipe", "dlib", "opencv"),
+        help="face detector backend (default: the best installed)",
+    )
 
 
 # --------------------------------------------------------------------------- input checks
 
 
-def _check_rgb_image(path: Path) -> None:
-    """Refuse images that are not 3-channel colour (grayscale, RGBA …) with one line naming the file."""
-    from PIL import Image, UnidentifiedImageError
+def _load_image(path: Path) -> np.ndarray:
+    """An image as H×W×3 uint8 RGB, converted (grey, 16-bit, transparent …) by the loader of ``dagan
+    animate``; a missing or unreadable file is one InputError naming it."""
+    from dagan.infer.animator import load_source_image
 
-    if not path.exists():
-        raise InputError(f"image not found: '{path}'")
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-            has_alpha = "transparency" in img.info
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"cannot read image '{path}': {str(exc).splitlines()[0]}") from None
-    if mode in ("RGBA", "LA", "La", "RGBa", "PA") or (mode == "P" and has_alpha):
-        raise InputError(
-            f"'{path}' has an alpha channel ({mode}); save it as RGB (without transparency) first"
-        )
-    if mode in ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        raise InputError(
-            f"'{path}' is a 1-channel ({mode}) image; depth estimation needs an RGB colour image"
-        )
-    if mode not in ("RGB", "P", "YCbCr", "CMYK"):
-        raise InputError(f"'{path}' has unsupported pixel mode {mode}; depth estimation needs an RGB image")
+    return load_source_image(path)
+
+
+class _FaceCrops:
+    """The face crops of ``dagan animate`` (see :mod:`dagan.faces`): the largest detected face, a square of
+    ``scale`` × its box (:func:`~dagan.faces.square_crop_box`), border pixels where the square leaves the
+    picture; for a video, the boxes are smoothed over time into a crop tube (:func:`~dagan.faces.smooth_boxes`)
+    first. Crops keep their pixel size in the input (a tube's frames share its median crop size)."""
+
+    def __init__(self, detector: str, scale: float) -> None:
+        from dagan.faces import create_detector
+
+        self.detector: Any = create_detector(detector)
+        self.scale = scale
+
+    def image(self, image: np.ndarray, what: str) -> np.ndarray:
+        from dagan.faces import crop_and_resize, largest_face, square_crop_box
+
+        face = largest_face(self.detector.detect(image))
+        if face is None:
+            raise InputError(f"no face found in {what} (use --no-crop for the depth of the whole picture)")
+        box = square_crop_box(face, image.shape[:2], scale=self.scale)
+        return crop_and_resize(image, box, max(1, round(box.size)), pad="edge")
+
+    def tube(self, path: Path, limit: int | None) -> tuple[list[Any], int]:
+        """Per-frame crop boxes of the video's first ``limit`` frames and the common output side."""
+        from dagan.data.video import iter_frames
+        from dagan.faces import largest_face, smooth_boxes, square_crop_box
+
+        faces: list[np.ndarray | None] = []
+        size = (0, 0)
+        for frame in _limited(iter_frames(path), limit):
+            face = largest_face(self.detector.detect(frame))
+            faces.append(None if face is None else face.as_array())
+            size = frame.shape[:2]
+        if all(f is None for f in faces):
+            raise InputError(f"no face found in the video '{path}' (use --no-crop for the depth of whole frames)")
+        boxes = [square_crop_box(b, size, scale=self.scale) for b in smooth_boxes(faces)]
+        return boxes, max(1, round(float(np.median([b.size for b in boxes]))))
 
 
 def _kind(path: Path) -> str:
@@ -172,11 +256,21 @@ def _limited(frames: Iterator[np.ndarray], limit: int | None) -> Iterator[np.nda
         yield frame
 
 
-def _process_video(predictor, path: Path, stage: Path, args: argparse.Namespace) -> int:
+def _cropped(frames: Iterator[np.ndarray], boxes: list[Any], side: int) -> Iterator[np.ndarray]:
+    from dagan.faces import crop_and_resize
+
+    for i, frame in enumerate(frames):
+        yield crop_and_resize(frame, boxes[min(i, len(boxes) - 1)], side, pad="edge")
+
+
+def _process_video(
+    predictor, path: Path, stage: Path, args: argparse.Namespace, crops: _FaceCrops | None
+) -> int:
     from dagan.data.video import VideoWriter, iter_frames, probe_video
     from dagan.infer.depth_export import apply_colormap, colorize, point_cloud, write_ply, write_png16
 
     info = probe_video(path)  # corrupt / empty / no video stream → InputError before anything is written
+    tube = crops.tube(path, args.max_frames) if crops is not None else None  # first pass: faces only
     stem = path.stem
     disp_writer = VideoWriter(stage / f"{stem}_disp.mp4", info.rate)
     unc_writer = VideoWriter(stage / f"{stem}_uncertainty.mp4", info.rate) if args.uncertainty else None
@@ -184,6 +278,8 @@ def _process_video(predictor, path: Path, stage: Path, args: argparse.Namespace)
     count = 0
     try:
         frames = _limited(iter_frames(path), args.max_frames)
+        if tube is not None:
+            frames = _cropped(frames, *tube)
         for batch, partners in _batches(_with_next(frames), _BATCH):
             disp = predictor.disparity(batch)
             if vrange is None:
@@ -213,6 +309,7 @@ def _process_video(predictor, path: Path, stage: Path, args: argparse.Namespace)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagan.infer.animator import CHECKPOINT_ENV, resolve_checkpoint
     from dagan.infer.depth_export import DepthPredictor
     from dagan.models.loading import load_depth_models
     from dagan.train.run import resolve_device
@@ -224,15 +321,21 @@ def run(args: argparse.Namespace) -> int:
     if args.uncertainty and kind != "video":
         raise InputError("--uncertainty needs two consecutive frames: it is only available for videos")
     images = [src] if kind == "image" else _folder_images(src) if kind == "folder" else []
-    for image in images:
-        _check_rgb_image(image)
+    first = _load_image(images[0]) if kind == "image" else None  # fail fast on an unreadable image
+    checkpoint, origin = resolve_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
-    models = load_depth_models(args.checkpoint, map_location=device)
+    try:
+        models = load_depth_models(checkpoint, map_location=device)
+    except CheckpointError as exc:
+        if origin == "environment":
+            raise CheckpointError(f"${CHECKPOINT_ENV}: {exc}") from None
+        raise
+    if origin == "bundled":
+        print(BUNDLED_NOTE.format(res=models.config.resolution, path=checkpoint), file=sys.stderr)
     predictor = DepthPredictor(models, args.size, device)
     if args.uncertainty and not predictor.has_uncertainty:
-        raise InputError(
-            f"--uncertainty: the checkpoint {args.checkpoint} has no uncertainty head (an FDN model)"
-        )
+        raise InputError(f"--uncertainty: the checkpoint {checkpoint} has no uncertainty head (an FDN model)")
+    crops = _FaceCrops(args.detector, args.crop_scale) if args.crop else None
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -242,14 +345,17 @@ def run(args: argparse.Namespace) -> int:
     stage = Path(tempfile.mkdtemp(prefix=".dagan-depth-", dir=out))
     try:
         if kind == "video":
-            count = _process_video(predictor, src, stage, args)
+            count = _process_video(predictor, src, stage, args, crops)
             what = f"{count} frames of {src}"
         else:
-            from dagan.data.video import read_image
-
             for image in images:
-                _write_image_outputs(predictor, read_image(image), image.stem, stage, args)
+                picture = first if first is not None else _load_image(image)
+                if crops is not None:
+                    picture = crops.image(picture, f"'{image}'")
+                _write_image_outputs(predictor, picture, image.stem, stage, args)
             what = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+        if crops is not None:
+            what = f"the face crop{'s' if kind != 'image' else ''} of {what}"
         written = sorted(stage.iterdir())
         for item in written:
             target = out / item.name

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dagan.commands.arguments import positive_int
 from dagan.eval.protocols import (
     DEFAULT_CROSS_ID_PAIRS,
     METRIC_GROUPS,
@@ -21,6 +22,10 @@ from dagan.eval.protocols import (
 
 NAME = "evaluate"
 HELP = "evaluate a model on a test split: same-identity video / frame pairs / cross-identity protocols"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("checkpoint", "depth_checkpoint", "data", "pairs")
+OUTPUTS: tuple[str, ...] = ("output", "save_frames")
 
 EPILOG = f"""\
 protocols:
@@ -79,17 +84,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="also write the generated frames as PNGs to DIR/<video>/",
     )
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="first N frames per video")
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="first N frames per video")
     parser.add_argument(
         "--max-pairs",
-        type=int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="pairs: first N CSV rows; cross-id: at most N "
         f"pairs (default {DEFAULT_CROSS_ID_PAIRS} without a CSV; 0 = all)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=8, help="driving frames per generator call (default 8)"
+        "--batch-size", type=positive_int, default=8, help="driving frames per generator call (default 8)"
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cross-id pair draw (default 0)")

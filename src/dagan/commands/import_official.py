@@ -22,6 +22,10 @@ HELP = (
     "convert official DaGAN weights (.pth.tar or per-module files + Monodepth2 depth folder) to a dagan "
     "checkpoint"
 )
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("checkpoint", "depth", "config")
+OUTPUTS: tuple[str, ...] = ("output",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,6 +10,10 @@ from dagan.config import Config, load_config
 
 NAME = "info"
 HELP = "print the parameter count of every module, the resolution, the arch and the attention scales"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("config",)
+OUTPUTS: tuple[str, ...] = ()
 
 #: the paper's count for the whole DaGAN++ (generator + keypoint detector + discriminator), TPAMI §IV-A
 PAPER_DAGAN_PP_PARAMS = 85_200_000

@@ -15,6 +15,10 @@ HELP = (
     "say what a checkpoint is (dagan, official DaGAN .pth.tar / per-module file, Monodepth2 depth folder): "
     "arch, keypoints, resolution, depth backbone, parameters, training step"
 )
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("checkpoint",)
+OUTPUTS: tuple[str, ...] = ()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

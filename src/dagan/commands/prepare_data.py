@@ -7,8 +7,22 @@ import argparse
 import os
 from pathlib import Path
 
+from dagan.commands.arguments import (
+    crf,
+    fraction,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
+
 NAME = "prepare-data"
 HELP = "turn raw videos into face-cropped training clips (face tubes, or the VoxCeleb metadata crops)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("inputs", "split_csv", "identities", "metadata")
+OUTPUTS: tuple[str, ...] = ("root",)
 
 DESCRIPTION = """\
 Turn raw videos into training data. For every video: detect faces, link them into tubes, cut the tubes at
@@ -19,20 +33,6 @@ PNG frame folder). Several faces give several tubes. With --metadata, reproduce 
 from downloaded YouTube videos named <video_id>.mp4 instead. Finished videos are skipped when the command is
 run again; a video that cannot be read is reported and skipped. Exit status 1 when a video failed or no clip
 exists."""
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=int,
+        type=positive_int,
         default=256,
         help="side of the square crops in pixels (256 for VoxCeleb, 512 for HDTF; default 256)",
     )
@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split = parser.add_mutually_exclusive_group()
     split.add_argument(
         "--test-fraction",
-        type=_fraction,
+        type=fraction,
         default=0.0,
         metavar="F",
         help="hold out this fraction of the identities (whole identities) as test (default 0)",
@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_positive_int,
+        type=positive_int,
         default=min(4, os.cpu_count() or 1),
         help="videos processed in parallel (default: min(4, CPU count))",
     )
@@ -111,32 +111,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tubes.add_argument(
         "--min-frames",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="drop tube pieces shorter than this many frames (default 64)",
     )
     tubes.add_argument(
         "--increase",
-        type=float,
+        type=non_negative_float,
         default=0.1,
         help="enlarge the union of a piece's face boxes by this fraction per side (default 0.1)",
     )
     tubes.add_argument(
         "--min-iou",
-        type=float,
+        type=unit_interval,
         default=0.25,
         help="split a tube where the face box overlaps the piece's first box by less (default 0.25)",
     )
     tubes.add_argument(
         "--box-scale",
-        type=float,
+        type=positive_float,
         default=1.5,
         help="enlarge each detector box by this factor before the union (default 1.5: a still "
         "face's crop is 1.8 face boxes wide, like dagan animate's crops)",
     )
     tubes.add_argument(
         "--detect-every",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="run the detector on every K-th frame and interpolate the boxes in between "
@@ -144,7 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tubes.add_argument(
         "--detect-max-side",
-        type=int,
+        type=non_negative_int,
         default=640,
         metavar="PX",
         help="run the detector on frames scaled down to this longer side (faster on HD video; "
@@ -152,20 +152,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tubes.add_argument(
         "--max-gap",
-        type=int,
+        type=non_negative_int,
         default=5,
         help="a tube survives this many frames without a detection (default 5)",
     )
     tubes.add_argument(
         "--cut-threshold",
-        type=float,
+        type=unit_interval,
         default=0.3,
         help="scene cut when consecutive frames' colour histograms differ by more than this "
         "total-variation distance (default 0.3)",
     )
     tubes.add_argument(
         "--min-face",
-        type=float,
+        type=non_negative_float,
         default=0.0,
         help="drop pieces whose median face box side is below this many pixels (default 0)",
     )
@@ -175,7 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="zeros",
         help="fill for crop parts outside the frame: black, or the nearest border pixel",
     )
-    parser.add_argument("--crf", type=int, default=18, help="H.264 quality of MP4 clips (lower: better; 18)")
+    parser.add_argument("--crf", type=crf, default=18, help="H.264 quality of MP4 clips (lower: better; 18)")
     parser.add_argument(
         "--force",
         action="store_true",

@@ -5,26 +5,31 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dagan.commands.arguments import crf, fraction, non_negative_float, positive_int
 from dagan.data.synthetic import write_synthetic_dataset
 from dagan.errors import DaganError
 
 NAME = "synth"
 HELP = "render synthetic talking heads with ground-truth depth, head pose and intrinsics"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ()
+OUTPUTS: tuple[str, ...] = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="output dataset folder (gets train/ and test/)")
-    parser.add_argument("--videos", type=int, default=10, help="number of clips (default 10)")
-    parser.add_argument("--frames", type=int, default=64, help="frames per clip (default 64)")
-    parser.add_argument("--size", type=int, default=256, help="frame size in pixels (default 256)")
+    parser.add_argument("--videos", type=positive_int, default=10, help="number of clips (default 10)")
+    parser.add_argument("--frames", type=positive_int, default=64, help="frames per clip (default 64)")
+    parser.add_argument("--size", type=positive_int, default=256, help="frame size in pixels (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--test-fraction", type=float, default=0.2,
+    parser.add_argument("--test-fraction", type=fraction, default=0.2,
                         help="fraction of clips in test/ (default 0.2)")
-    parser.add_argument("--non-rigid", type=float, default=1.0,
+    parser.add_argument("--non-rigid", type=non_negative_float, default=1.0,
                         help="strength of mouth/blink motion, 0 = rigid head (default 1)")
     parser.add_argument("--format", choices=("mp4", "png"), default="mp4",
                         help="mp4 (H.264, near-lossless) or png frame folders (exact) (default mp4)")
-    parser.add_argument("--crf", type=int, default=4, help="H.264 quality for mp4, 0 = lossless (default 4)")
+    parser.add_argument("--crf", type=crf, default=4, help="H.264 quality for mp4, 0 = lossless (default 4)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dagan.commands.arguments import positive_float, positive_int
 from dagan.config import load_config
 
 NAME = "train"
 HELP = "train a reenactment model (one CPU, one GPU, or many through torchrun)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("config", "data", "depth_checkpoint", "resume")
+OUTPUTS: tuple[str, ...] = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,26 +26,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--depth-checkpoint",
         default=None,
-        help="trained face depth net (from 'dagan train-depth'); default: "
-        "model_params.depth_params.checkpoint. "
-        "Not needed for the depth-free FOMM baseline",
+        help="trained face depth net (from 'dagan train-depth', or a reenactment checkpoint holding one); "
+        "default: model_params.depth_params.checkpoint. Its stored settings (backbone, width, scales) "
+        "become the run's model_params.depth_params. Not needed for the depth-free FOMM baseline",
     )
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config>-<date-time>)")
     parser.add_argument(
         "--resume", default=None, help="checkpoint to continue from (e.g. RUN/checkpoints/latest.pt)"
     )
     parser.add_argument(
-        "--max-steps", type=int, default=None, help="stop after this many steps in total, with a checkpoint"
+        "--max-steps",
+        type=positive_int,
+        default=None,
+        help="train to this many steps in total (counting steps before --resume), in place of "
+        "train_params.num_epochs: fewer, or more (further epochs); ends with a checkpoint",
     )
     parser.add_argument(
-        "--max-minutes", type=float, default=None, help="stop after this much wall time, with a checkpoint"
+        "--max-minutes", type=positive_float, default=None, help="stop after this much wall time, with a checkpoint"
     )
     parser.add_argument(
         "--device", default=None, help="cpu, cuda or cuda:N (default: this process's GPU, else CPU)"
     )
     parser.add_argument(
         "--grad-accumulation",
-        type=int,
+        type=positive_int,
         default=1,
         help="split each process's batch into this many micro-batches (same global batch, less memory)",
     )

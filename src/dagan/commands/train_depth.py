@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dagan.commands.arguments import positive_int
+
 NAME = "train-depth"
 HELP = "train the FDN++ face depth network (self-supervised, on consecutive video frames)"
+#: Argument names of what the command reads and writes: dagan.cli refuses any output that would
+#: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
+INPUTS: tuple[str, ...] = ("config", "data", "resume")
+OUTPUTS: tuple[str, ...] = ("out",)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-steps",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="stop at step N (overrides depth_train_params.num_steps; counts from step 0, also "
         "when resuming)",

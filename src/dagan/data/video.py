@@ -17,6 +17,7 @@ import contextlib
 import functools
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -571,6 +572,25 @@ class VideoWriter:
             self._tmp.unlink()
 
 
+def staging_folder(folder: str | os.PathLike[str]) -> Path:
+    """A new, empty hidden folder beside ``folder`` (``.NAME.XXXXXXXX.part``) in which to build ``folder``
+    before renaming it into place.
+
+    Unlike ``tempfile.mkdtemp`` (mode 0700), it is created with the usual folder permissions (0777 minus the
+    umask, like ``mkdir``), so the output folder it becomes is readable by others as any folder would be.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        tmp = folder.parent / f".{folder.name}.{secrets.token_hex(4)}.part"
+        try:
+            tmp.mkdir()  # mode 0o777 & ~umask
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"cannot create a temporary folder beside '{folder}'")
+
+
 def write_png_frames(folder: str | os.PathLike[str], frames: Iterable[np.ndarray],
                      compress_level: int = 3) -> int:
     """Write frames as ``0000000.png``, ``0000001.png``, … into ``folder`` (a frame-folder video).
@@ -579,8 +599,7 @@ def write_png_frames(folder: str | os.PathLike[str], frames: Iterable[np.ndarray
     existing folder of that name is removed only after every frame was written). Returns the frame count.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    tmp = staging_folder(folder)
     try:
         count = 0
         for count, frame in enumerate(frames, start=1):

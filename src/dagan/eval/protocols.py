@@ -35,7 +35,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -50,7 +49,7 @@ import torch.nn.functional as F
 from dagan import __version__
 from dagan.atomic_files import write_text_atomic
 from dagan.data.datasets import VideoEntry, scan_videos
-from dagan.data.video import iter_frames, probe_video, read_frames, resize_rgb
+from dagan.data.video import iter_frames, probe_video, read_frames, resize_rgb, staging_folder
 from dagan.errors import DaganError, InputError
 from dagan.eval.depth_metrics import depth_metrics
 from dagan.eval.face_metrics import AED_DLIB, AKD_DLIB, AKD_FAN, CSIM_DLIB, PRMSE_DLIB
@@ -519,8 +518,7 @@ class _FrameSink:
         self.tmp: Path | None = None
         self.count = 0
         if folder is not None:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+            self.tmp = staging_folder(folder)  # the usual permissions, unlike mkdtemp's 0700
 
     def write(self, frame: np.ndarray, name: str | None = None) -> None:
         if self.tmp is None:

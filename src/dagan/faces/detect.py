@@ -115,21 +115,19 @@ class MediaPipeDetector:
             raise MissingExtraError(
                 "face detection with MediaPipe", FACES_EXTRA, "mediapipe==0.10.21"
             ) from exc
-        self._graph = face_detection.FaceDetection(
-            model_selection=0 if model == "short" else 1, min_detection_confidence=min_score
-        )
+        # The graph's calculators open on a worker thread as soon as it is built, and log from C++ while doing
+        # so (and on the first inference); one warm-up image inside the silenced window waits for all of it.
+        with _native_stderr_silenced():
+            self._graph = face_detection.FaceDetection(
+                model_selection=0 if model == "short" else 1, min_detection_confidence=min_score
+            )
+            self._graph.process(np.zeros((128, 128, 3), np.uint8))
         self.calibrate = calibrate
-        self._started = False
 
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         image = np.ascontiguousarray(check_image(_rgb(image)))
         h, w = image.shape[:2]
-        if self._started:
-            result = self._graph.process(image)
-        else:  # the graph starts on its first image and logs from C++ while doing so
-            with _native_stderr_silenced():
-                result = self._graph.process(image)
-            self._started = True
+        result = self._graph.process(image)
         boxes = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box

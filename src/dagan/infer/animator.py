@@ -12,8 +12,8 @@ Pipeline (memory does not grow with the video's length):
    position and size). Only boxes and landmarks are kept — a few numbers per frame.
 3. **Generation** (second pass): frames are decoded, cropped, batched, turned into keypoints (depth →
    keypoints), mapped onto the source by relative or absolute motion (:mod:`dagan.infer.motion`, optionally
-   One-Euro smoothed), generated from the cached source encodings, optionally pasted back into the full
-   source picture, and encoded (H.264, the driving fps and audio) as they go.
+   One-Euro smoothed), generated from the cached source encodings, pasted back into the full source picture
+   (by default, when cropping), and encoded (H.264, the driving fps and audio) as they go.
 
 Relative motion is anchored at one driving frame; every output frame depends only on its own driving frame
 and the anchor, so animating "forward and backward from the best frame" (the official demo) gives the same
@@ -53,20 +53,27 @@ from dagan.data.video import (
     read_frames,
     read_image,
     resize_rgb,
+    staging_folder,
 )
 from dagan.errors import DaganError, InputError
 from dagan.infer.motion import MotionTransfer
 from dagan.infer.smoothing import KeypointSmoother
 from dagan.models.factory import ReenactmentModels
+from dagan.protected_inputs import LabelledPath, check_outputs_spare_inputs
 
 __all__ = [
+    "CHECKPOINT_ENV",
+    "PANEL_HEIGHT",
     "PRECISIONS",
     "AnimateResult",
     "Animator",
     "FrameSession",
     "SourceState",
     "check_inputs",
+    "check_options",
     "load_source_image",
+    "resolve_checkpoint",
+    "stack_panels",
 ]
 
 KeypointDict = dict[str, Tensor]
@@ -77,6 +84,10 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 OUTPUT_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv")
 #: Default enlargement of the detected face box for the square crop (see dagan.faces.boxes).
 DEFAULT_CROP_SCALE = 1.8
+#: Environment variable naming the reenactment checkpoint when none is passed explicitly.
+CHECKPOINT_ENV = "DAGAN_CHECKPOINT"
+#: Minimum height of every panel of a side-by-side video (small models' crops are enlarged to it).
+PANEL_HEIGHT = 256
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -155,12 +166,27 @@ def _check_writable(path: Path, what: str, folder: bool = False) -> None:
         raise InputError(f"cannot write {what} '{path}': {reason}") from None
 
 
-def _stack_panels(panels: Sequence[np.ndarray], height: int) -> np.ndarray:
-    """Panels side by side, each resized to ``height`` (aspect kept)."""
+def resolve_checkpoint(path: PathLike | None = None) -> tuple[Path, str]:
+    """The reenactment checkpoint to use and where it came from: ``path`` when given (``"argument"``), else
+    ``$DAGAN_CHECKPOINT`` when set and not empty (``"environment"``), else the bundled 64×64 demo model
+    (``"bundled"``, :data:`dagan.assets.DEMO_CHECKPOINT`)."""
+    if path is not None and str(path):
+        return Path(path), "argument"
+    env = os.environ.get(CHECKPOINT_ENV, "")
+    if env:
+        return Path(env), "environment"
+    from dagan.assets import DEMO_CHECKPOINT
+
+    return DEMO_CHECKPOINT, "bundled"
+
+
+def stack_panels(panels: Sequence[np.ndarray], height: int = PANEL_HEIGHT) -> np.ndarray:
+    """Panels (H×W×3 uint8) side by side, each resized to ``height`` with its aspect kept and an even
+    width (so the total width suits yuv420p video)."""
     out = []
     for p in panels:
-        if p.shape[0] != height:
-            width = max(1, round(p.shape[1] * height / p.shape[0]))
+        width = max(2, 2 * round(p.shape[1] * height / p.shape[0] / 2))
+        if p.shape[:2] != (height, width):
             p = np.asarray(Image.fromarray(p).resize((width, height), Image.Resampling.BICUBIC))
         out.append(p)
     return np.concatenate(out, axis=1)
@@ -179,8 +205,7 @@ class _PngFolder:
                 raise InputError(
                     f"frames folder '{folder}' already exists and holds other files (e.g. {others[0]})"
                 )
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+        self.tmp = staging_folder(folder)  # usual permissions, unlike mkdtemp's 0700
         self.count = 0
 
     def write(self, frame: np.ndarray) -> None:
@@ -240,8 +265,8 @@ class AnimateResult:
 class Animator:
     """Animate a source face with the motion of a driving video, using a trained reenactment model.
 
-    >>> animator = Animator.from_checkpoint("model.pt", device="cpu")          # doctest: +SKIP
-    >>> animator.animate("face.jpg", "driving.mp4", "out.mp4", paste_back=True)  # doctest: +SKIP
+    >>> animator = Animator.from_checkpoint("model.pt", device="cpu")  # doctest: +SKIP
+    >>> animator.animate("face.jpg", "driving.mp4", "out.mp4")         # doctest: +SKIP
 
     Frame-level use (real time): ``state = animator.prepare_source(image)``, then
     ``session = animator.session(state)`` and ``session(frame)`` per camera frame (the first frame is the
@@ -270,16 +295,20 @@ class Animator:
     @classmethod
     def from_checkpoint(
         cls,
-        path: PathLike,
+        path: PathLike | None = None,
         device: str | torch.device | None = None,
         precision: str = "fp32",
         depth_checkpoint: PathLike | None = None,
     ) -> Animator:
-        """Load our reenactment checkpoint (or an official DaGAN file) — see :mod:`dagan.infer.loading`."""
+        """Load our reenactment checkpoint (or an official DaGAN file) — see :mod:`dagan.infer.loading`.
+
+        Without ``path``: ``$DAGAN_CHECKPOINT``, else the bundled 64×64 demo model, which shows the pipeline
+        but not real quality (see :func:`resolve_checkpoint`)."""
         from dagan.infer.loading import load_reenactment_model
 
         dev = _resolve_device(device)
-        cfg, models = load_reenactment_model(path, depth_checkpoint=depth_checkpoint, device=dev)
+        checkpoint, _ = resolve_checkpoint(path)
+        cfg, models = load_reenactment_model(checkpoint, depth_checkpoint=depth_checkpoint, device=dev)
         return cls(models, cfg, dev, precision)
 
     # ------------------------------------------------------------------ tensors
@@ -474,7 +503,7 @@ class Animator:
         crop: bool = True,
         crop_scale: float = DEFAULT_CROP_SCALE,
         detector: str = "auto",
-        paste_back: bool = False,
+        paste_back: bool | None = None,
         smooth: float = 0.0,
         batch_size: int = 8,
         side_by_side: bool = False,
@@ -486,12 +515,28 @@ class Animator:
     ) -> AnimateResult:
         """Animate ``source`` (image, or a video's first frame) with ``driving`` into ``output`` (H.264
         yuv420p at the driving fps, with the driving audio unless ``audio=False``, one frame per driving
-        frame). See the module docstring for the pipeline and ``dagan animate --help`` for the options."""
+        frame). See the module docstring for the pipeline and ``dagan animate --help`` for the options.
+
+        The output keeps the source's framing: with ``crop`` (default), the generated face is pasted back into
+        the full source picture, at its resolution (``paste_back=False`` gives the model-resolution crop).
+        ``paste_back=None`` (default) means "on whenever there is a crop to paste back"; without ``crop`` the
+        whole picture is the model's input and the output is the model-resolution frame. ``side_by_side``
+        shows source | driving crop | result, each panel at least :data:`PANEL_HEIGHT` pixels high."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         output = Path(output)
         frames_dir = Path(frames_out) if frames_out is not None else None
-        _check_options(output, batch_size, smooth, crop, paste_back, find_best_frame, best_frame, max_frames)
+        check_options(
+            output,
+            batch_size=batch_size,
+            smooth=smooth,
+            crop=crop,
+            paste_back=paste_back,
+            find_best_frame=find_best_frame,
+            best_frame=best_frame,
+            max_frames=max_frames,
+        )
+        paste_back = crop if paste_back is None else paste_back
         info = check_inputs(source, driving, output, frames_dir, load_source=False)
         num_frames = info.num_frames if max_frames is None else min(info.num_frames, max_frames)
         if best_frame is not None and not 0 <= best_frame < num_frames:
@@ -648,6 +693,8 @@ class Animator:
 
         pngs = _PngFolder(frames_dir) if frames_dir is not None else None
         size = (0, 0)
+        # a model's own resolution when it is larger, so side-by-side never shrinks the generated crop
+        panel_height = max(PANEL_HEIGHT, self.resolution)
         try:
             with (
                 VideoWriter(output, info.rate, audio_from=info.path if audio else None, crf=crf) as writer,
@@ -667,7 +714,7 @@ class Animator:
                         frame = paster(crop_out) if paster is not None else crop_out
                         if side_by_side:
                             src = state.full_image if paster is not None else state.crop
-                            frame = _stack_panels([src, crop_in, frame], frame.shape[0])
+                            frame = stack_panels([src, crop_in, frame], panel_height)
                         size = frame.shape[:2]
                         writer.write(frame)
                         if pngs is not None:
@@ -790,37 +837,51 @@ def check_inputs(
     load_source: bool = True,
 ) -> VideoInfo:
     """Fail fast, before any model work: the source reads as an image (or video), the driving video probes
-    fine (exists, not empty, not truncated, has a video stream), and the outputs can be created.
-    Returns the driving video's :class:`VideoInfo`."""
+    fine (exists, not empty, not truncated, has a video stream), no output would overwrite an input, and the
+    outputs can be created. Returns the driving video's :class:`VideoInfo`."""
     if load_source:
         load_source_image(source)
     elif not isinstance(source, np.ndarray) and not Path(source).exists():
         raise InputError(f"source not found: '{source}'")
     info = probe_video(driving)
+    inputs = [LabelledPath.of("driving video", driving)]
+    if not isinstance(source, np.ndarray):
+        inputs.append(LabelledPath.of("source", source))
+    outputs = [LabelledPath.of("output", output)]
+    if frames_out is not None:
+        outputs.append(LabelledPath.of("frames folder", frames_out, replaced=True))
+    check_outputs_spare_inputs(inputs, outputs)
     _check_writable(Path(output), "output")
     if frames_out is not None:
         _check_writable(Path(frames_out), "frames folder", folder=True)
     return info
 
 
-def _check_options(
-    output: Path,
-    batch_size: int,
-    smooth: float,
-    crop: bool,
-    paste_back: bool,
-    find_best_frame: bool,
-    best_frame: int | None,
-    max_frames: int | None,
+def check_options(
+    output: PathLike,
+    *,
+    batch_size: int = 8,
+    smooth: float = 0.0,
+    crop: bool = True,
+    paste_back: bool | None = None,
+    find_best_frame: bool = False,
+    best_frame: int | None = None,
+    max_frames: int | None = None,
 ) -> None:
+    """Refuse the option values and combinations :meth:`Animator.animate` refuses, without any file or
+    model work (so a command can check them before loading a model)."""
+    output = Path(output)
     if output.suffix.lower() not in OUTPUT_EXTENSIONS:
         raise DaganError(f"output '{output}' must end in {', '.join(OUTPUT_EXTENSIONS)} (H.264 video)")
     if batch_size < 1:
         raise DaganError(f"batch size must be >= 1, got {batch_size}")
     if smooth < 0:
         raise DaganError(f"smoothing must be >= 0 (0 = off), got {smooth}")
-    if paste_back and not crop:
-        raise DaganError("--paste-back needs face cropping (drop --no-crop)")
+    if paste_back and not crop:  # only an explicit request; the default (None) follows crop
+        raise DaganError(
+            "--paste-back needs face cropping: with --no-crop the whole picture is animated, so there is "
+            "nothing to paste back into (drop one of them)"
+        )
     if find_best_frame and best_frame is not None:
         raise DaganError("give either --find-best-frame or --best-frame, not both")
     if max_frames is not None and max_frames < 1:

@@ -22,9 +22,6 @@ from dagan.errors import InputError
 
 PathLike = str | os.PathLike[str]
 
-#: Height of every panel of the side-by-side video.
-PANEL_HEIGHT = 256
-
 
 @dataclass
 class DemoResult:
@@ -44,19 +41,6 @@ def depth_preview(disparity: torch.Tensor, size: int) -> np.ndarray:
     return colorize(up[0, 0].cpu().numpy())
 
 
-def stack_panels(panels: list[np.ndarray], height: int = PANEL_HEIGHT) -> np.ndarray:
-    """Panels side by side, each resized to ``height`` (aspect kept), with even total width."""
-    from PIL import Image
-
-    out = []
-    for p in panels:
-        width = max(2, 2 * round(p.shape[1] * height / p.shape[0] / 2))
-        if p.shape[:2] != (height, width):
-            p = np.asarray(Image.fromarray(p).resize((width, height), Image.Resampling.BICUBIC))
-        out.append(p)
-    return np.concatenate(out, axis=1)
-
-
 def run_demo(
     out_dir: PathLike,
     checkpoint: PathLike = DEMO_CHECKPOINT,
@@ -69,7 +53,7 @@ def run_demo(
     import time
 
     from dagan.data.video import VideoWriter, iter_frames, probe_video
-    from dagan.infer.animator import Animator
+    from dagan.infer.animator import PANEL_HEIGHT, Animator, stack_panels
     from dagan.infer.depth_export import write_png
 
     start = time.perf_counter()

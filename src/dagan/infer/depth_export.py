@@ -265,7 +265,10 @@ class DepthPredictor:
         import torch
         import torch.nn.functional as F
 
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        arr = np.ascontiguousarray(frames)
+        if not arr.flags.writeable:  # e.g. crops that view a Pillow image; torch wants writable memory
+            arr = arr.copy()
+        x = torch.from_numpy(arr).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return x

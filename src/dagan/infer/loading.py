@@ -84,19 +84,23 @@ def _load_ours(
 
 
 def _depth_net(cfg: Config, modules: dict[str, Any], path: Path, depth_checkpoint: PathLike | None):  # noqa: ANN202
-    from dagan.models.factory import build_depth_net
+    """The frozen depth net; ``cfg``'s depth params are set to describe it (a net from another file may have
+    another width or number of scales than the one the checkpoint was trained with)."""
+    from dagan.models.loading import describe_depth_net, load_stored_depth_net
     from dagan.models.official import load_any_depth_net
 
     backbone = cfg.model_params.depth_params.backbone
     if depth_checkpoint is not None:  # ours, or an official Monodepth2 folder
-        return load_any_depth_net(depth_checkpoint, expected_backbone=backbone)
-    if "depth_net" in modules:
-        net = build_depth_net(cfg)
-        load_module_state(net, modules["depth_net"], "depth_net", path)
+        net = load_any_depth_net(depth_checkpoint, expected_backbone=backbone)
+        describe_depth_net(cfg, net)
         return net
+    if "depth_net" in modules:
+        return load_stored_depth_net(cfg, modules["depth_net"], path)
     stored = cfg.model_params.depth_params.checkpoint
     if stored:
-        return load_any_depth_net(stored, expected_backbone=backbone)
+        net = load_any_depth_net(stored, expected_backbone=backbone)
+        describe_depth_net(cfg, net)
+        return net
     raise CheckpointError(
         f"{path} stores no depth net and names no depth checkpoint: pass one with --depth-checkpoint"
     )

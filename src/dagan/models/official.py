@@ -884,6 +884,10 @@ def _load_official(
                 OfficialPairingWarning,
                 stacklevel=3,
             )
+    if depth_net is not None:  # one of our depth checkpoints may hold a narrow net: describe the one loaded
+        from dagan.models.loading import describe_depth_net
+
+        describe_depth_net(cfg, depth_net)
     # Built piecewise: the depth net comes from the depth files, so none is built just to be replaced.
     models = ReenactmentModels(
         kp_detector=build_kp_detector(cfg),

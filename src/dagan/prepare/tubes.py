@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -38,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dagan.data.video import VideoInfo, VideoWriter, iter_frames, probe_video
+from dagan.data.video import VideoInfo, VideoWriter, iter_frames, probe_video, staging_folder
 from dagan.errors import DaganError, InputError
 from dagan.faces import (
     FaceBox,
@@ -280,10 +279,7 @@ class FrameFolderWriter:
 
     def write(self, frame: np.ndarray) -> None:
         if self._tmp is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(
-                tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent)
-            )
+            self._tmp = staging_folder(self.path)  # the usual permissions, unlike mkdtemp's 0700
         Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(
             self._tmp / f"{self.frames_written:07d}.png", compress_level=self.compress_level
         )

@@ -54,6 +54,7 @@ __all__ = [
 RESUME_KEYS = (
     "dataset_params.frame_shape",
     "model_params.depth_params.backbone",
+    "model_params.depth_params.width",
     "model_params.depth_params.uncertainty",
     "model_params.depth_params.learn_intrinsics",
     "model_params.depth_params.num_scales",
@@ -208,10 +209,30 @@ class DepthTrainer(nn.Module):
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
         )
+        self.depth_frozen = False
 
     @property
     def uses_uncertainty(self) -> bool:
         return self.pose_net.predicts_uncertainty
+
+    def freeze_depth_net(self, state: Mapping[str, Any], source: str | Path) -> None:
+        """Load trained depth-net weights and keep them fixed: from now on only the pose net (motion,
+        intrinsics and uncertainty heads) is optimised. The frozen net stays in eval mode, so its BatchNorm
+        uses the stored statistics and the pose net learns against the disparities inference produces."""
+        load_module_state(self.depth_net, state, "depth_net", source)
+        self.depth_net.requires_grad_(False)
+        self.optimizer = _adam(list(self.pose_net.parameters()), self.params.lr)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
+        )
+        self.depth_frozen = True
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> DepthTrainer:
+        super().train(mode)
+        if getattr(self, "depth_frozen", False):
+            self.depth_net.eval()
+        return self
 
     def forward(self, target: Tensor, source: Tensor) -> dict[str, Any]:
         """Losses (averaged over scales) and the maps to visualise, for target/source batches B×3×H×W."""
@@ -347,6 +368,7 @@ def train_depth(
     tensorboard: bool = True,
     max_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    frozen_depth: str | Path | None = None,
 ) -> DepthTrainResult:
     """Train FDN++ (FDN when ``model_params.depth_params.uncertainty`` is false) on the videos under
     ``data_root`` and return where the run went.
@@ -354,7 +376,8 @@ def train_depth(
     ``max_steps`` replaces ``depth_train_params.num_steps`` (the step count at which training stops, also
     when resuming). ``max_seconds`` stops early (after a checkpoint) once that many seconds of ``clock``
     (default wall time) have passed — used by benchmarks with a time budget. ``resume`` continues a run
-    from one of its checkpoints.
+    from one of its checkpoints. ``frozen_depth`` (a depth or reenactment checkpoint) supplies a trained
+    depth net that is kept fixed while only the pose net trains (see :meth:`DepthTrainer.freeze_depth_net`).
     """
     p = cfg.depth_train_params
     total = int(max_steps if max_steps is not None else p.num_steps)
@@ -369,6 +392,11 @@ def train_depth(
     dataset = FramePairDataset(data_root, cfg.resolution, p.frame_gap)
     seed_everything(p.seed)
     trainer = DepthTrainer(cfg, dev)
+    if frozen_depth is not None:
+        modules = load_checkpoint(frozen_depth, map_location="cpu").get("modules", {})
+        if "depth_net" not in modules:
+            raise CheckpointError(f"{frozen_depth} holds no depth net ('depth_net' module) to freeze")
+        trainer.freeze_depth_net(modules["depth_net"], frozen_depth)
     start = 0
     if ckpt is not None:
         trainer.load(ckpt, resume)

