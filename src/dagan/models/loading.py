@@ -12,7 +12,7 @@ net in the checkpoint's config, or no reader can rebuild it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,18 @@ DEPTH_MODEL_KEYS = (*DEPTH_NET_KEYS, "uncertainty", "learn_intrinsics", "min_dep
 
 
 def adopt_depth_params(
-    cfg: Config, trained: DepthParams, source: str | Path, *, config_name: str | Path | None = None
+    cfg: Config,
+    trained: DepthParams,
+    source: str | Path,
+    *,
+    config_name: str | Path | None = None,
+    keys: Sequence[str] = DEPTH_MODEL_KEYS,
 ) -> list[str]:
     """Make ``cfg.model_params.depth_params`` describe the trained depth model whose stored depth params are
     ``trained`` (in place), so that a checkpoint written with ``cfg`` rebuilds the depth net it holds.
 
-    The trained model decides every entry of :data:`DEPTH_MODEL_KEYS`; the entries that changed are returned
+    The trained model decides every entry of ``keys`` (default :data:`DEPTH_MODEL_KEYS`; a pose net trained
+    anew against a frozen depth net takes only the depth net's keys); the entries that changed are returned
     as ``"key value"`` strings (for a log line). A config value that is not the default for a key of
     :data:`DEPTH_NET_KEYS` is a deliberate request for another depth net (the shipped configs spell out only
     defaults there): when the trained model differs, :class:`CheckpointError` says so in one line instead of
@@ -60,7 +66,7 @@ def adopt_depth_params(
     dp = cfg.model_params.depth_params
     default = DepthParams()
     changed = []
-    for key in DEPTH_MODEL_KEYS:
+    for key in keys:
         want, have = getattr(dp, key), getattr(trained, key)
         if want == have:
             continue

@@ -32,12 +32,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from dagan.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint, load_module_state, restore_rng_state
-from dagan.config import Config
+from dagan.config import Config, ConfigError, config_from_dict
 from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
 from dagan.errors import CheckpointError, InputError
 from dagan.geometry.camera import disparity_to_depth, inverse_warp, pose_vector_to_matrix
 from dagan.losses import depth_loss, min_reprojection_error
 from dagan.models.factory import build_depth_net, build_pose_net
+from dagan.models.loading import DEPTH_NET_KEYS, adopt_depth_params
 from dagan.train.run import TrainingRun, check_resume_compatible, resolve_device, seed_everything
 
 __all__ = [
@@ -389,14 +390,22 @@ def train_depth(
         ckpt = load_checkpoint(resume, map_location="cpu", kind="depth")
         check_resume_compatible(ckpt.get("config", {}), cfg.to_dict(), RESUME_KEYS, resume)
 
+    frozen = None
+    if frozen_depth is not None:  # the run's config must describe the net it freezes (its width, backbone…)
+        frozen = load_checkpoint(frozen_depth, map_location="cpu")
+        if "depth_net" not in frozen.get("modules", {}):
+            raise CheckpointError(f"{frozen_depth} holds no depth net ('depth_net' module) to freeze")
+        try:
+            trained = config_from_dict(frozen.get("config", {})).model_params.depth_params
+        except ConfigError as exc:
+            raise CheckpointError(f"{frozen_depth}: the config stored in the checkpoint is invalid ({exc})") from None
+        adopt_depth_params(cfg, trained, frozen_depth, keys=(*DEPTH_NET_KEYS, "min_depth", "max_depth"))
+
     dataset = FramePairDataset(data_root, cfg.resolution, p.frame_gap)
     seed_everything(p.seed)
     trainer = DepthTrainer(cfg, dev)
-    if frozen_depth is not None:
-        modules = load_checkpoint(frozen_depth, map_location="cpu").get("modules", {})
-        if "depth_net" not in modules:
-            raise CheckpointError(f"{frozen_depth} holds no depth net ('depth_net' module) to freeze")
-        trainer.freeze_depth_net(modules["depth_net"], frozen_depth)
+    if frozen is not None:
+        trainer.freeze_depth_net(frozen["modules"]["depth_net"], frozen_depth)
     start = 0
     if ckpt is not None:
         trainer.load(ckpt, resume)
