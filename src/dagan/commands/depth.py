@@ -157,28 +157,25 @@ class _FaceCrops:
         self.scale = scale
 
     def image(self, image: np.ndarray, what: str) -> np.ndarray:
-        from dagan.faces import crop_and_resize, largest_face, square_crop_box
+        from dagan.faces import crop_and_resize
+        from dagan.faces.cropping import face_crop_box
 
-        face = largest_face(self.detector.detect(image))
-        if face is None:
+        found = face_crop_box(self.detector, image, self.scale)
+        if found is None:
             raise InputError(f"no face found in {what} (use --no-crop for the depth of the whole picture)")
-        box = square_crop_box(face, image.shape[:2], scale=self.scale)
+        box = found[0]
         return crop_and_resize(image, box, max(1, round(box.size)), pad="edge")
 
     def tube(self, path: Path, limit: int | None) -> tuple[list[Any], int]:
         """Per-frame crop boxes of the video's first ``limit`` frames and the common output side."""
-        from dagan.data.video import iter_frames
-        from dagan.faces import largest_face, smooth_boxes, square_crop_box
+        from dagan.data.video import iter_frames, probe_video
+        from dagan.faces.cropping import crop_tube, detect_faces
 
-        faces: list[np.ndarray | None] = []
-        size = (0, 0)
-        for frame in _limited(iter_frames(path), limit):
-            face = largest_face(self.detector.detect(frame))
-            faces.append(None if face is None else face.as_array())
-            size = frame.shape[:2]
+        faces = detect_faces(self.detector, _limited(iter_frames(path), limit))
         if all(f is None for f in faces):
             raise InputError(f"no face found in the video '{path}' (use --no-crop for the depth of whole frames)")
-        boxes = [square_crop_box(b, size, scale=self.scale) for b in smooth_boxes(faces)]
+        info = probe_video(path)
+        boxes = crop_tube(faces, (info.height, info.width), self.scale)
         return boxes, max(1, round(float(np.median([b.size for b in boxes]))))
 
 

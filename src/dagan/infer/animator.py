@@ -383,14 +383,15 @@ class Animator:
         what: str = "source",
     ) -> tuple[np.ndarray, Any, Any]:
         """(R×R crop, CropBox, FaceBox) around the largest face of ``image``; InputError if there is none."""
-        from dagan.faces import crop_and_resize, largest_face, square_crop_box
+        from dagan.faces import crop_and_resize
+        from dagan.faces.cropping import face_crop_box
 
-        face = largest_face(self.detector(detector).detect(image))
-        if face is None:
+        found = face_crop_box(self.detector(detector), image, crop_scale)
+        if found is None:
             raise InputError(
                 f"no face found in the {what} image (use --no-crop to animate the whole picture)"
             )
-        box = square_crop_box(face, image.shape[:2], scale=crop_scale)
+        box, face = found
         return crop_and_resize(image, box, self.resolution, pad="edge"), box, face
 
     # ------------------------------------------------------------------ source
@@ -612,7 +613,8 @@ class Animator:
             return None, best_frame or 0
         from tqdm import tqdm
 
-        from dagan.faces import best_frame_index, largest_face, smooth_boxes, square_crop_box
+        from dagan.faces import best_frame_index, largest_face
+        from dagan.faces.cropping import crop_tube
 
         det = self.detector(detector)
         landmarker = self.landmarker(detector) if find_best_frame else None
@@ -643,9 +645,7 @@ class Animator:
                 raise InputError(f"--find-best-frame: {exc}") from None
         if not crop:
             return None, anchor
-        size = (info.height, info.width)
-        tube = smooth_boxes(faces)
-        return [square_crop_box(b, size, scale=crop_scale) for b in tube], anchor
+        return crop_tube(faces, (info.height, info.width), crop_scale), anchor
 
     def _driving_frame(self, frame: np.ndarray, index: int, boxes: list[Any] | None) -> np.ndarray:
         if boxes is None:
