@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 
-.PHONY: demo test lint install install-test clean
+.PHONY: demo test test-fast lint install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: install
 test: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/python -m pytest -n 2 -q tests
+
+# The fast lane for iteration: everything but the tests marked slow (training runs, subprocess round trips,
+# wheels, a read-only file system, torchrun).
+test-fast: install-test
+	$(VENV)/bin/python -m pytest -n 2 -q -m "not slow" tests
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -436,6 +436,7 @@ print(int(status.split("VmHWM:")[1].split()[0]))
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc for the peak RSS")
+@pytest.mark.slow
 def test_memory_is_flat_in_video_length(tmp_path: Path) -> None:
     """Peak RSS for 300 driving frames stays within a few MB of 30 frames (a 160² frame is 77 kB, so
     keeping the decoded frames would add ~21 MB; measured difference here: 1–2 MB)."""

@@ -113,6 +113,7 @@ def _animate_one_frame(cfg: Config, models: object) -> np.ndarray:
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("arch", list(ARCHS))
+@pytest.mark.slow
 def test_training_checkpoint_loads_in_every_reader(
     arch: str, width: float, ws: dict[str, Path], vgg: VGGFeatures, tmp_path: Path
 ) -> None:
@@ -246,6 +247,7 @@ def _dagan(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_train_then_animate_and_depth(ws: dict[str, Path], tmp_path: Path) -> None:
     """``dagan train --depth-checkpoint <demo model>`` then ``dagan animate`` / ``dagan depth`` on its output."""
     run = tmp_path / "run"

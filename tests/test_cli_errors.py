@@ -128,6 +128,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
     ids=lambda argv: argv[0],
 )
+@pytest.mark.slow
 def test_read_only_file_system(argv: tuple[object, ...], data: Path, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()

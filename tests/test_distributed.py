@@ -160,6 +160,7 @@ def _max_param_diff(a: dict, b: dict) -> float:
     return worst
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_one_process(setup: dict[str, Path]) -> None:
     out = setup["base"] / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
