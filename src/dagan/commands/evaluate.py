@@ -130,5 +130,5 @@ def run(args: argparse.Namespace) -> int:
     done = f"{len(result.computed)} evaluated"
     if result.reused:
         done += f", {len(result.reused)} reused from {result.output.name}.parts/"
-    print(f"wrote {result.output} and {result.markdown_path} ({done})", file=sys.stderr)
+    print(f"dagan: wrote {result.output} and {result.markdown_path} ({done})", file=sys.stderr)
     return 0

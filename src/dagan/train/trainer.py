@@ -381,7 +381,7 @@ def _train(
 
             dump_config(cfg, run.dir / "config.yaml")
         if vgg is None:
-            vgg, backbone = perceptual_backbone(perceptual)  # type: ignore[arg-type]
+            vgg, backbone = perceptual_backbone(perceptual, warn=run.log)  # type: ignore[arg-type]
         else:
             backbone = vgg.source
         run.log(
