@@ -28,7 +28,10 @@ from dagan.train.run import (
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"
-LEARN_STEPS = 150
+LEARN_STEPS = 200
+#: Held-out heads for the relief check: write_synthetic_dataset derives its clip seeds with SeedSequence,
+#: so these small seeds never occur in the training set.
+HELD_OUT_HEADS = (999, 1000, 1001, 1002)
 
 
 def tiny_config(**train: object):
@@ -219,18 +222,38 @@ def _reprojection_error(ckpt: Path, cfg, target: torch.Tensor, source: torch.Ten
     return float(torch.minimum(err, identity).mean())
 
 
-def _relative_structure(ckpt: Path, clip) -> float:
+def _relative_structure(ckpt: Path, clips: list) -> float:
+    """Relative-structure error of the checkpoint's depth on the head pixels, averaged over the clips."""
     predictor = DepthPredictor(load_depth_models(ckpt))
-    disp = predictor.disparity(clip.frames)
-    return mean_depth_metrics(predictor.depth(disp), clip.depth, clip.mask)["rel_structure"]
+    errors = [mean_depth_metrics(predictor.depth(predictor.disparity(c.frames)), c.depth, c.mask)["rel_structure"]
+              for c in clips]
+    return sum(errors) / len(errors)
 
 
+def learning_config():
+    """The tiny config with the narrow (width 0.25) depth/pose encoders of the bundled demo and batch 8.
+
+    At equal CPU time this learns far more reliably than the full-width ResNet-18 at batch 4 (~175 vs ~265 ms
+    a step here): after 150 full-width steps the held-out relief was anywhere from clearly learned to barely
+    above the untrained net's depending on the CPU's float kernels (AVX-512, AVX2 or the generic ones round
+    differently, and the run diverges from there), which made the test pass on one machine and fail on another.
+    """
+    cfg = tiny_config(checkpoint_freq=LEARN_STEPS, batch_size=8)
+    cfg.model_params.depth_params.width = 0.25
+    return cfg
+
+
+@pytest.mark.slow
 def test_training_lowers_photometric_error_and_learns_face_relief(data: Path, tmp_path: Path) -> None:
-    """150 steps (about 25 s on two idle cores) on 6 synthetic clips: the photometric error on training pairs
-    drops, and the relief of a held-out head (a seed not in the training set) is clearly better than the
-    untrained net's. Over training seeds 0-2 the error went from 0.83/0.99/1.00 to 0.66/0.73/0.56; the
-    benchmark (README) trains longer."""
-    cfg = tiny_config(checkpoint_freq=LEARN_STEPS)
+    """200 steps (about 35 s on one idle core) on 6 synthetic clips: the photometric error on training pairs
+    drops, and the relief of held-out heads (seeds not in the training set) is clearly better than the
+    untrained net's, which is close to flat (1.0).
+
+    The thresholds hold with a margin on any x86-64 CPU: measured with ATEN_CPU_CAPABILITY=default, avx2 and
+    avx512, also with oneDNN limited to its AVX2 / SSE4.1 kernels (ONEDNN_MAX_CPU_ISA, as on an AVX2-only or
+    an old CPU), and over training seeds 0-2 (numbers next to each assertion).
+    """
+    cfg = learning_config()
     torch.manual_seed(cfg.depth_train_params.seed)
     init = tmp_path / "init.pt"
     atomic_torch_save(DepthTrainer(cfg).checkpoint(0), init)  # the initialisation train_depth starts from
@@ -238,7 +261,10 @@ def test_training_lowers_photometric_error_and_learns_face_relief(data: Path, tm
     target, source = _pairs(FramePairDataset(data, 64, frame_gap=4), 12)
     before = _reprojection_error(init, cfg, target, source)
     after = _reprojection_error(res.checkpoint, cfg, target, source)
-    assert after < 0.9 * before, (before, after)
-    held_out = render_video(999, frames=8, size=64)
+    # after / before measured 0.37-0.49 across the CPU settings (0.36-0.68 over training seeds 0-2); untrained: 1
+    assert after < 0.8 * before, (before, after)
+    held_out = [render_video(seed, frames=8, size=64) for seed in HELD_OUT_HEADS]
     untrained, trained = _relative_structure(init, held_out), _relative_structure(res.checkpoint, held_out)
-    assert trained < 0.8 and trained < untrained - 0.1, (untrained, trained)
+    # trained measured 0.59-0.66 across the CPU settings, untrained 0.98 (over training seeds 0-2: trained
+    # 0.45-0.66, untrained 0.93-0.98, untrained - trained ≥ 0.31)
+    assert trained < 0.8 and trained < untrained - 0.2, (untrained, trained)
