@@ -15,4 +15,6 @@ COMMANDS = [
     "train-depth",
     "depth",
     "demo",
+    "export",
+    "webui",
 ]

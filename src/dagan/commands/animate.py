@@ -167,6 +167,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("fp32", "fp16", "bf16"),
         help="autocast precision (fp16 needs CUDA; default fp32)",
     )
+    run_opts.add_argument(
+        "--backend",
+        default="torch",
+        choices=("torch", "onnxruntime", "openvino"),
+        help="run the networks in PyTorch (default), or as ONNX graphs in ONNX Runtime or OpenVINO: "
+        "--checkpoint is then a 'dagan export' folder (a checkpoint is exported on the fly)",
+    )
     run_opts.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -194,7 +201,11 @@ def run(args: argparse.Namespace) -> int:
     checkpoint, origin = resolve_checkpoint(args.checkpoint)
     try:
         animator = Animator.from_checkpoint(
-            checkpoint, device=args.device, precision=args.precision, depth_checkpoint=args.depth_checkpoint
+            checkpoint,
+            device=args.device,
+            precision=args.precision,
+            depth_checkpoint=args.depth_checkpoint,
+            backend=args.backend,
         )
     except CheckpointError as exc:
         if origin != "environment":

@@ -32,7 +32,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ __all__ = [
     "AnimateResult",
     "Animator",
     "FrameSession",
+    "ProgressCallback",
     "SourceState",
     "check_inputs",
     "check_options",
@@ -78,6 +79,10 @@ __all__ = [
 
 KeypointDict = dict[str, Tensor]
 PathLike = str | os.PathLike[str]
+#: ``on_progress(stage, done, total)`` of :meth:`Animator.animate`: stage "faces" (the driving analysis pass)
+#: or "animate" (generation), frames done so far out of ``total``. An exception raised by it (e.g. a
+#: cancelled job) stops the animation; nothing is left under the output names.
+ProgressCallback = Callable[[str, int, int], None]
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 #: Output containers that hold H.264 + AAC.
@@ -275,19 +280,28 @@ class Animator:
 
     def __init__(
         self,
-        models: ReenactmentModels,
+        models: ReenactmentModels | None,
         config: Config,
         device: str | torch.device | None = None,
         precision: str = "fp32",
+        engine: Any = None,
     ) -> None:
-        self.device = torch.device(_resolve_device(device))
+        # ``engine``: exported graphs (dagan.export.GraphEngine) that replace the torch networks; the
+        # pipeline around them (crops, motion transfer, smoothing, paste-back) is the same. Tensors stay on
+        # the CPU (the engine's runtime places its own work).
+        self.engine = engine
+        self.device = torch.device("cpu" if engine is not None else _resolve_device(device))
         if precision not in PRECISIONS:
             raise DaganError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
             raise DaganError("fp16 needs a CUDA device (--device cuda); on CPU use fp32 or bf16")
+        if engine is not None and precision != "fp32":
+            raise DaganError("exported graphs run in fp32 (export with --precision fp16 for smaller files)")
+        if models is None and engine is None:
+            raise DaganError("an Animator needs models or an engine of exported graphs")
         self.precision = precision
         self.config = config
-        self.models = models.eval().to(self.device)
+        self.models = models.eval().to(self.device) if models is not None else None  # type: ignore[assignment]
         self.resolution = config.resolution
         self._detector: Any = None
         self._landmarks: Any = None
@@ -299,15 +313,31 @@ class Animator:
         device: str | torch.device | None = None,
         precision: str = "fp32",
         depth_checkpoint: PathLike | None = None,
+        backend: str = "torch",
     ) -> Animator:
         """Load our reenactment checkpoint (or an official DaGAN file) — see :mod:`dagan.infer.loading`.
 
         Without ``path``: ``$DAGAN_CHECKPOINT``, else the bundled 64×64 demo model, which shows the pipeline
-        but not real quality (see :func:`resolve_checkpoint`)."""
+        but not real quality (see :func:`resolve_checkpoint`). ``backend`` ``onnxruntime`` or ``openvino``
+        runs exported graphs instead of PyTorch: ``path`` is then a ``dagan export`` folder, or a checkpoint
+        exported on the fly (see :mod:`dagan.export`)."""
         from dagan.infer.loading import load_reenactment_model
 
-        dev = _resolve_device(device)
         checkpoint, _ = resolve_checkpoint(path)
+        if backend != "torch":
+            from dagan.export.runtime import load_engine
+
+            if precision != "fp32":  # refused before any (possibly long) export or session loading
+                raise DaganError("exported graphs run in fp32 (export with --precision fp16 for smaller files)")
+            engine = load_engine(checkpoint, backend, None if device is None else str(device), depth_checkpoint)
+            return cls(None, engine.config, None, precision, engine=engine)
+        from dagan.export.manifest import is_export
+
+        if is_export(checkpoint):
+            raise DaganError(
+                f"'{checkpoint}' is an exported model (ONNX): use --backend onnxruntime or openvino"
+            )
+        dev = _resolve_device(device)
         cfg, models = load_reenactment_model(checkpoint, depth_checkpoint=depth_checkpoint, device=dev)
         return cls(models, cfg, dev, precision)
 
@@ -335,6 +365,8 @@ class Animator:
         return x.permute(0, 2, 3, 1).cpu().numpy()
 
     def _disparity_and_keypoints(self, images: Tensor) -> tuple[Tensor | None, KeypointDict]:
+        if self.engine is not None:
+            return self.engine.keypoints(images)  # type: ignore[no-any-return]
         m = self.models
         needs_depth = m.depth_net is not None and (m.kp_detector.use_depth or m.generator.uses_depth)
         disparity = m.disparity(images) if needs_depth else None
@@ -413,9 +445,12 @@ class Animator:
         image = self.to_tensor(crop_img)
         with self._autocast():
             disparity, kp = self._disparity_and_keypoints(image)
-            cache = self.models.generator.encode_source(
-                image, disparity if self.models.generator.uses_depth else None
-            )
+            if self.engine is not None:
+                cache = self.engine.encode_source(image, disparity)
+            else:
+                cache = self.models.generator.encode_source(
+                    image, disparity if self.models.generator.uses_depth else None
+                )
         return SourceState(image, disparity, kp, cache, crop_img, full, crop_box, face_box)
 
     def motion_transfer(
@@ -436,6 +471,8 @@ class Animator:
     @torch.inference_mode()
     def generate_from_keypoints(self, kp_driving: KeypointDict, state: SourceState) -> Tensor:
         """Generated frames (N×3×R×R in [0, 1]) for the generator's driving keypoints (after transfer)."""
+        if self.engine is not None:
+            return self.engine.decode(state.image, state.cache, kp_driving, state.keypoints)  # type: ignore[no-any-return]
         with self._autocast():
             out = self.models.generator.decode(state.image, state.cache, kp_driving, state.keypoints)
         return out["prediction"].float()
@@ -513,6 +550,7 @@ class Animator:
         max_frames: int | None = None,
         progress: bool = True,
         crf: int = 18,
+        on_progress: ProgressCallback | None = None,
     ) -> AnimateResult:
         """Animate ``source`` (image, or a video's first frame) with ``driving`` into ``output`` (H.264
         yuv420p at the driving fps, with the driving audio unless ``audio=False``, one frame per driving
@@ -522,7 +560,8 @@ class Animator:
         the full source picture, at its resolution (``paste_back=False`` gives the model-resolution crop).
         ``paste_back=None`` (default) means "on whenever there is a crop to paste back"; without ``crop`` the
         whole picture is the model's input and the output is the model-resolution frame. ``side_by_side``
-        shows source | driving crop | result, each panel at least :data:`PANEL_HEIGHT` pixels high."""
+        shows source | driving crop | result, each panel at least :data:`PANEL_HEIGHT` pixels high.
+        ``on_progress`` is called as frames are done (see :data:`ProgressCallback`)."""
         start = time.perf_counter()
         timings: dict[str, float] = {}
         output = Path(output)
@@ -551,7 +590,7 @@ class Animator:
 
         t = time.perf_counter()
         boxes, anchor_index = self._analyse_driving(
-            info, num_frames, state, crop, crop_scale, find_best_frame, best_frame, detector, progress
+            info, num_frames, state, crop, crop_scale, find_best_frame, best_frame, detector, progress, on_progress
         )
         timings["analysis"] = time.perf_counter() - t
         transfer = self._anchor_transfer(info, state, boxes, anchor_index, relative, adapt_scale)
@@ -579,6 +618,7 @@ class Animator:
             batch_size,
             progress,
             crf,
+            on_progress,
         )
         timings["generate"] = time.perf_counter() - t
         height, width = written
@@ -607,6 +647,7 @@ class Animator:
         best_frame: int | None,
         detector: str,
         progress: bool,
+        on_progress: ProgressCallback | None = None,
     ) -> tuple[list[Any] | None, int]:
         """First pass: per-frame crop boxes (smoothed tube) and the anchor frame index."""
         if not crop and not find_best_frame:
@@ -633,6 +674,8 @@ class Animator:
             faces.append(None if face is None else face.as_array())
             if landmarker is not None:
                 landmarks.append(None if face is None else landmarker.landmarks(frame, face))
+            if on_progress is not None:
+                on_progress("faces", len(faces), num_frames)
         if all(f is None for f in faces):
             raise InputError(
                 f"no face found in the driving video '{info.path}' (use --no-crop to use whole frames)"
@@ -687,6 +730,7 @@ class Animator:
         batch_size: int,
         progress: bool,
         crf: int,
+        on_progress: ProgressCallback | None = None,
     ) -> tuple[int, int]:
         """Second pass: decode → crop → generate → compose → encode, batch by batch."""
         from tqdm import tqdm
@@ -720,6 +764,8 @@ class Animator:
                         if pngs is not None:
                             pngs.write(frame)
                     bar.update(len(batch))
+                    if on_progress is not None:
+                        on_progress("animate", indices[-1] + 1, num_frames)
                 if writer.frames_written != num_frames:
                     raise InputError(
                         f"driving video '{info.path}' yielded {writer.frames_written} frames, "
