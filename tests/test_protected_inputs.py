@@ -150,6 +150,7 @@ def test_training_and_data_commands(capsys: pytest.CaptureFixture[str], tmp_path
     data = tmp_path / "data"
     (data / "train").mkdir(parents=True)
     shutil.copy(DEMO_DRIVING, data / "train" / "a.mp4")
+    shutil.copy(DEMO_CHECKPOINT, data / "model.pt")  # a failing guard must not damage the bundled model
     before = digest(data)
     cases = [
         ("train", "--config", TINY, "--data", data, "--out", data / "run"),
@@ -160,7 +161,7 @@ def test_training_and_data_commands(capsys: pytest.CaptureFixture[str], tmp_path
          tmp_path / "r.json",
          "--save-frames", data / "frames"),
         ("prepare-data", data / "train", "-o", data / "train" / "prepared"),
-        ("import-official", "--checkpoint", DEMO_CHECKPOINT, "-o", DEMO_CHECKPOINT),
+        ("import-official", "--checkpoint", data / "model.pt", "-o", data / "model.pt"),
     ]
     for argv in cases:
         code, err = cli(capsys, *argv)
@@ -185,3 +186,59 @@ def test_python_api_refuses_too(clip: Path) -> None:
     with pytest.raises(InputError, match="same file as driving video"):
         animator.animate(DEMO_SOURCE, clip, clip, max_frames=2, progress=False)
     assert digest(clip) == before
+
+
+def test_depth_outputs_named_after_the_input(capsys: pytest.CaptureFixture[str], clip: Path) -> None:
+    """`dagan depth v.mp4 -o . --png` replaces ./v_disp/: an input in there (or any other file) is refused."""
+    folder = clip.parent / "talk_disp"
+    folder.mkdir()
+    model = folder / "model.pt"
+    shutil.copy(DEMO_CHECKPOINT, model)
+    code, err = cli(capsys, "depth", clip, "-o", clip.parent, "--png", "--checkpoint", model, "--max-frames", 2)
+    assert code == 2 and "would be replaced" in err and err.count("\n") == 1
+    assert model.is_file()
+    # a folder of someone's files with that name, not an input: refused too
+    shutil.move(model, clip.parent / "model.pt")
+    (folder / "notes.txt").write_text("mine")
+    code, err = cli(capsys, "depth", clip, "-o", clip.parent, "--png", "--checkpoint", clip.parent / "model.pt")
+    assert code == 2 and "holds other files" in err
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_depth_refuses_two_images_with_one_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(DEMO_SOURCE, photos / "a.png")
+    (photos / "a.jpg").write_bytes((photos / "a.png").read_bytes())
+    code, err = cli(capsys, "depth", photos, "-o", tmp_path / "out", "--checkpoint", DEMO_CHECKPOINT)
+    assert code == 2 and "would write the same outputs" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_frames_out_never_replaces_a_photo_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    holiday = tmp_path / "holiday"
+    holiday.mkdir()
+    for name in ("beach.jpg", "0000000.jpg"):
+        (holiday / name).write_bytes(DEMO_SOURCE.read_bytes())
+    before = digest(holiday)
+    code, err = cli(capsys, "animate", "-s", DEMO_SOURCE, "-d", DEMO_DRIVING, "-o", tmp_path / "out.mp4",
+                    "--frames-out", holiday, "--max-frames", 2, "--quiet")
+    assert code == 2 and "holds other files" in err
+    assert digest(holiday) == before
+
+
+def test_train_leaves_a_config_in_its_out_folder_alone(tmp_path: Path) -> None:
+    """--out is the folder holding --config: the run's config.yaml is the user's file, never rewritten."""
+    from dagan.config import load_config
+    from dagan.train.run import TrainingRun
+
+    config = tmp_path / "config.yaml"
+    config.write_text(f"base: {TINY}\n# my notes\n")
+    with TrainingRun.create(out=tmp_path, config=load_config(config), config_path=config, echo=False) as run:
+        pass
+    assert config.read_text() == f"base: {TINY}\n# my notes\n"
+    assert "left as it is" in (run.dir / "log.txt").read_text()
+    other = tmp_path / "run"
+    with TrainingRun.create(out=other, config=load_config(config), config_path=config, echo=False):
+        pass
+    assert load_config(other / "config.yaml").arch == load_config(config).arch

@@ -1,6 +1,6 @@
 """Argument types shared by the commands: numbers are checked when the command line is parsed, so a bad
-value ends with argparse's one usage line (``dagan animate: error: argument --crop-scale: must be > 0, got
-0.0``) before any model or file is touched."""
+value ends with one line (``dagan: error: argument --crop-scale: must be ≥ 1, got 0 (see 'dagan animate
+--help')``) before any model or file is touched."""
 
 from __future__ import annotations
 

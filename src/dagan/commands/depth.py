@@ -305,6 +305,46 @@ def _process_video(
     return count
 
 
+def _output_names(stem: str, kind: str) -> tuple[list[str], list[str]]:
+    """(files, folders) this command may write into OUT for an input named ``stem``."""
+    if kind == "video":
+        return [f"{stem}_disp.mp4", f"{stem}_uncertainty.mp4"], [f"{stem}_disp", f"{stem}_ply"]
+    return [f"{stem}_disp.png", f"{stem}_disp_color.png", f"{stem}.ply"], []
+
+
+def _check_outputs(src: Path, kind: str, images: list[Path], out: Path, checkpoint: str | None) -> None:
+    """The files written into OUT are named after the inputs, so the generic check of ``dagan.cli`` cannot see
+    them: none may be an input, a per-frame folder that would be replaced may hold no input and nothing but
+    an earlier run's frames, and two images of one folder may not share a name (their outputs would)."""
+    from dagan.protected_inputs import LabelledPath, check_outputs_spare_inputs
+
+    stems = [p.stem for p in images] if images else [src.stem]
+    seen: dict[str, Path] = {}
+    for image in images:
+        if image.stem in seen:
+            raise InputError(f"'{seen[image.stem]}' and '{image}' would write the same outputs; rename one")
+        seen[image.stem] = image
+    inputs = [LabelledPath.of("INPUT", src)] + ([LabelledPath.of("--checkpoint", checkpoint)] if checkpoint else [])
+    outputs = []
+    for stem in stems:
+        files, folders = _output_names(stem, kind)
+        outputs += [LabelledPath.of("output", out / name) for name in files]
+        outputs += [LabelledPath.of("output folder", out / name, replaced=True) for name in folders]
+        for name in folders:
+            others = [p.name for p in (out / name).glob("*") if not _is_frame_file(p)] if (out / name).is_dir() else []
+            if others:
+                raise InputError(
+                    f"output folder '{out / name}' exists and holds other files (e.g. {others[0]}); "
+                    "it would be replaced: move it or choose another -o"
+                )
+    check_outputs_spare_inputs(inputs, outputs)
+
+
+def _is_frame_file(path: Path) -> bool:
+    """A per-frame output of an earlier run: ``0000000.png`` or ``0000000.ply``."""
+    return path.is_file() and path.suffix in (".png", ".ply") and len(path.stem) == 7 and path.stem.isdigit()
+
+
 def run(args: argparse.Namespace) -> int:
     from dagan.infer.animator import CHECKPOINT_ENV, resolve_checkpoint
     from dagan.infer.depth_export import DepthPredictor
@@ -318,6 +358,7 @@ def run(args: argparse.Namespace) -> int:
     if args.uncertainty and kind != "video":
         raise InputError("--uncertainty needs two consecutive frames: it is only available for videos")
     images = [src] if kind == "image" else _folder_images(src) if kind == "folder" else []
+    _check_outputs(src, kind, images, Path(args.out), args.checkpoint)
     first = _load_image(images[0]) if kind == "image" else None  # fail fast on an unreadable image
     checkpoint, origin = resolve_checkpoint(args.checkpoint)
     device = resolve_device(args.device)

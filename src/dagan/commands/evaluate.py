@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dagan.commands.arguments import positive_int
+from dagan.commands.arguments import non_negative_int, positive_int
 from dagan.eval.protocols import (
     DEFAULT_CROSS_ID_PAIRS,
     METRIC_GROUPS,
@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="first N frames per video")
     parser.add_argument(
         "--max-pairs",
-        type=positive_int,
+        type=non_negative_int,
         default=None,
         metavar="N",
         help="pairs: first N CSV rows; cross-id: at most N "

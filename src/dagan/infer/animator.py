@@ -200,12 +200,14 @@ def stack_panels(panels: Sequence[np.ndarray], height: int = PANEL_HEIGHT) -> np
 class _PngFolder:
     """Streaming writer of ``0000000.png, 0000001.png, …`` (a frame folder) into a hidden temporary folder
     that replaces ``folder`` on :meth:`commit`. An existing ``folder`` is replaced only when it holds
-    nothing but images (a previous run's frames); otherwise it is refused, so no user data is deleted."""
+    nothing but a previous run's frames (``0000000.png`` …); otherwise it is refused, so no user data is
+    deleted."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        if folder.exists():
-            others = [p.name for p in folder.iterdir() if p.suffix.lower() not in IMAGE_EXTENSIONS]
+        if folder.exists():  # only an earlier run's frames (0000000.png …) may be replaced, never user photos
+            others = [p.name for p in folder.iterdir() if not (p.suffix == ".png" and len(p.stem) == 7
+                                                                and p.stem.isdigit() and p.is_file())]
             if others:
                 raise InputError(
                     f"frames folder '{folder}' already exists and holds other files (e.g. {others[0]})"

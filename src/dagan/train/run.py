@@ -367,9 +367,21 @@ class TrainingRun:
                 "or choose another --out"
             )
         run = cls(directory, enabled=enabled, tensorboard=tensorboard, echo=echo)
-        if enabled and config is not None:
-            dump_config(config, directory / "config.yaml")
+        if config is not None:
+            run.write_config(config, config_path)
         return run
+
+    def write_config(self, config: Config, config_path: str | Path | None = None) -> None:
+        """Write the resolved ``config`` to ``config.yaml`` (main process only) — unless that file is the
+        user's ``--config`` itself (``--out`` is the folder holding it, as when a run is resumed with its own
+        config.yaml): an input is never overwritten, and that file already describes the run."""
+        if not self.enabled:
+            return
+        target = self.dir / "config.yaml"
+        if config_path is not None and target.exists() and os.path.samefile(target, config_path):
+            self.log(f"config.yaml is the --config file itself ({config_path}): left as it is")
+            return
+        dump_config(config, target)
 
     # ------------------------------------------------------------------ paths
     @property

@@ -376,10 +376,7 @@ def _train(
         for note in notes:
             if note:
                 run.log(note)
-        if env.is_main:
-            from dagan.config import dump_config
-
-            dump_config(cfg, run.dir / "config.yaml")
+        run.write_config(cfg, config_path)
         if vgg is None:
             vgg, backbone = perceptual_backbone(perceptual, warn=run.log)  # type: ignore[arg-type]
         else:
