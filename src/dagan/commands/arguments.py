@@ -56,5 +56,15 @@ fraction = bounded(float, 0, 1, high_open=True)
 unit_interval = bounded(float, 0, 1)
 #: Crop side / face-box side: below 1 the square crop would cut into the face box.
 crop_scale = bounded(float, 1)
+
+
+def network_size(text: str) -> int:
+    """A square network input side: a multiple of 32 (five stride-2 stages), at least 64."""
+    value = int(bounded(int, 64)(text))
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 32, got {value}")
+    return value
+
+
 #: H.264 constant rate factor: 0 (lossless) … 51.
 crf = bounded(int, 0, 51)

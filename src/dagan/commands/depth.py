@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from dagan.commands.arguments import crop_scale, positive_int
+from dagan.commands.arguments import crop_scale, network_size, positive_int
 from dagan.errors import CheckpointError, InputError
 
 NAME = "depth"
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=positive_int,
+        type=network_size,
         metavar="S",
         help="network input size (multiple of 32, >= 64; default: the checkpoint's resolution); "
         "outputs keep the crop's size (with --no-crop, the input's)",
@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if kind == "video":
             count = _process_video(predictor, src, stage, args, crops)
-            what = f"{count} frames of {src}"
+            what = f"{count} frame{'s' if count != 1 else ''} of {src}"
         else:
             for image in images:
                 picture = first if first is not None else _load_image(image)
