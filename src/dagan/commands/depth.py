@@ -346,10 +346,10 @@ def _is_frame_file(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagan.devices import resolve_device
     from dagan.infer.animator import CHECKPOINT_ENV, resolve_checkpoint
     from dagan.infer.depth_export import DepthPredictor
     from dagan.models.loading import load_depth_models
-    from dagan.train.run import resolve_device
 
     src = Path(args.input)
     kind = _kind(src)

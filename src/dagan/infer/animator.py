@@ -55,6 +55,7 @@ from dagan.data.video import (
     resize_rgb,
     staging_folder,
 )
+from dagan.devices import resolve_device
 from dagan.errors import DaganError, InputError
 from dagan.infer.motion import MotionTransfer
 from dagan.infer.smoothing import KeypointSmoother
@@ -292,7 +293,7 @@ class Animator:
         # pipeline around them (crops, motion transfer, smoothing, paste-back) is the same. Tensors stay on
         # the CPU (the engine's runtime places its own work).
         self.engine = engine
-        self.device = torch.device("cpu" if engine is not None else _resolve_device(device))
+        self.device = torch.device("cpu" if engine is not None else resolve_device(device))
         if precision not in PRECISIONS:
             raise DaganError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if precision == "fp16" and self.device.type != "cuda":
@@ -339,7 +340,7 @@ class Animator:
             raise DaganError(
                 f"'{checkpoint}' is an exported model (ONNX): use --backend onnxruntime or openvino"
             )
-        dev = _resolve_device(device)
+        dev = resolve_device(device)
         cfg, models = load_reenactment_model(checkpoint, depth_checkpoint=depth_checkpoint, device=dev)
         return cls(models, cfg, dev, precision)
 
@@ -855,19 +856,6 @@ class FrameSession:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _resolve_device(device: str | torch.device | None) -> str | torch.device:
-    if device is None or device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise DaganError(
-            "CUDA was requested but is not available (this PyTorch has no GPU); use --device cpu"
-        )
-    if dev.type not in ("cpu", "cuda", "mps"):
-        raise DaganError(f"unsupported device {device!r}; use cpu or cuda")
-    return dev
 
 
 def _limit(frames: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:

@@ -34,12 +34,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from dagan.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint, load_module_state, restore_rng_state
 from dagan.config import Config, ConfigError, config_from_dict
 from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
+from dagan.devices import resolve_device
 from dagan.errors import CheckpointError, InputError
 from dagan.geometry.camera import disparity_to_depth, inverse_warp, pose_vector_to_matrix
 from dagan.losses import depth_loss, min_reprojection_error
 from dagan.models.factory import build_depth_net, build_pose_net
 from dagan.models.loading import DEPTH_NET_KEYS, adopt_depth_params
-from dagan.train.run import TrainingRun, check_resume_compatible, resolve_device, seed_everything
+from dagan.train.run import TrainingRun, check_resume_compatible, seed_everything
 
 __all__ = [
     "RESUME_KEYS",

@@ -51,7 +51,6 @@ __all__ = [
     "TrainingRun",
     "ProgressBar",
     "seed_everything",
-    "resolve_device",
     "default_run_dir",
     "resolve_run_dir",
     "image_grid",
@@ -73,19 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-def resolve_device(device: str | None = "auto") -> torch.device:
-    """``auto``/None → CUDA when available, else CPU; otherwise the named device (one-line error if unusable)."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise InputError(f"unknown device '{device}' (use cpu, cuda, cuda:N or auto)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"device '{device}' requested but CUDA is not available")
-    return dev
 
 
 # --------------------------------------------------------------------------- run folder
