@@ -57,3 +57,27 @@ def test_config_typo_is_one_line_error(tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "model_params.generator_param" in lines[0] and "generator_params" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("resolution", "max_tokens"), [(64, 256), (96, 200), (160, 50)])
+def test_attention_geometry_is_the_built_models(resolution: int, max_tokens: int) -> None:
+    """The key/value counts `dagan info` prints are those the generator's attention really projects, also for
+    sizes that are not powers of two (where ceil-mode pooling and a floor-based estimate disagree)."""
+    import torch
+
+    from dagan.commands.info import model_info
+    from dagan.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "tiny" / "dagan++-64.yaml")
+    cfg.dataset_params.frame_shape = [resolution, resolution, 3]
+    cfg.model_params.generator_params.attention.max_tokens = max_tokens
+    info = model_info(cfg)
+    from dagan.models.factory import build_generator
+
+    generator = build_generator(cfg)
+    assert info["attention"]
+    for row in info["attention"]:
+        module = generator.attention[str(row["level"])]
+        depth = torch.zeros(1, module.key.in_channels, row["size"], row["size"])
+        keys, _ = module.project_keys_values(depth)
+        assert keys.shape[1] == row["kv_tokens"], row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from dagan.config import Config, load_config
@@ -24,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def attention_scales(cfg: Config) -> list[dict[str, Any]]:
-    """Where the generator attends: level, feature size, channels, query and key/value token counts."""
+def attention_scales(cfg: Config, generator: Any = None) -> list[dict[str, Any]]:
+    """Where the generator attends: level, feature size, channels, query and key/value token counts (for
+    DaGAN++, read from the built ``generator``: its levels, channels and key/value pooling)."""
     gp = cfg.model_params.generator_params
     res = cfg.resolution
     if cfg.arch in ("dagan", "dagan-spade"):
@@ -42,27 +44,19 @@ def attention_scales(cfg: Config) -> list[dict[str, Any]]:
                 "key_value": "warped appearance",
             }
         ]
-    if cfg.arch != "dagan++":
+    if cfg.arch != "dagan++" or generator is None:
         return []
-    at = gp.attention
-    levels = range(gp.num_down_blocks + 1) if at.scales == "all" else sorted(at.scales)
     rows = []
-    for level in levels:
-        size = res // 2**level
-        tokens = size * size
-        kv = tokens
-        if at.mode == "pool" and tokens > at.max_tokens:
-            factor = 1
-            while (size // factor) ** 2 > at.max_tokens:
-                factor += 1
-            kv = (size // factor) ** 2
+    for level in generator.attention_scales:  # the built model's own geometry, not a re-derivation
+        size = res // 2**level  # each encoder block halves (floor)
+        factor = generator.attention[str(level)].key_factor(size, size)
         rows.append(
             {
                 "level": level,
                 "size": size,
-                "channels": min(gp.max_features, gp.block_expansion * 2**level),
-                "query_tokens": tokens,
-                "kv_tokens": kv,
+                "channels": generator.channels[level],
+                "query_tokens": size * size,
+                "kv_tokens": math.ceil(size / factor) ** 2,
                 "query": "warped appearance",
                 "key_value": "source depth",
             }
@@ -92,7 +86,7 @@ def model_info(cfg: Config) -> dict[str, Any]:
         "num_kp": cfg.model_params.common_params.num_kp,
         "depth_backbone": cfg.model_params.depth_params.backbone if models.depth_net is not None else None,
         "parameters": params,
-        "attention": attention_scales(cfg),
+        "attention": attention_scales(cfg, models.generator),
     }
     if cfg.arch == "dagan++":
         info["paper_parameters"] = {"generator+kp_detector+discriminator": PAPER_DAGAN_PP_PARAMS}
