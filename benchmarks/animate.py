@@ -31,10 +31,6 @@ CONFIGS = {"dagan++": "configs/dagan++-vox-256.yaml", "dagan": "configs/dagan-vo
 CLIP = DEMO_DRIVING
 
 
-def _clip() -> Path:
-    return CLIP if CLIP.exists() else Path("/work/shared/data/hello_face_176.mp4")
-
-
 def _ms(seconds: float, frames: int) -> float:
     return round(1000.0 * seconds / frames, 1)
 
@@ -46,14 +42,15 @@ def speed(arch: str, frames: int, batch_size: int, work: Path) -> dict:
     from dagan.config import load_config
     from dagan.data.video import VideoWriter, iter_frames, probe_video, resize_rgb
     from dagan.infer.animator import Animator
+    from dagan.infer.engine import TorchEngine
     from dagan.models.factory import build_reenactment_models
 
     torch.manual_seed(0)
     cfg = load_config(ROOT / CONFIGS[arch])
     res = cfg.resolution
-    animator = Animator(build_reenactment_models(cfg, discriminator=False), cfg, device="cpu")
+    animator = Animator(TorchEngine(build_reenactment_models(cfg, discriminator=False), cfg, device="cpu"))
     m = animator.models
-    clip = _clip()
+    clip = CLIP
     driving = work / f"driving_{frames}.mp4"
     with VideoWriter(driving, probe_video(clip).rate, crf=12) as w:
         for i, f in enumerate(iter_frames(clip)):
@@ -83,7 +80,7 @@ def speed(arch: str, frames: int, batch_size: int, work: Path) -> dict:
             kp = m.kp_detector(x, disp if m.kp_detector.use_depth else None)
             t_kp += time.perf_counter() - t
             t = time.perf_counter()
-            generated.append(animator.generate_from_keypoints(transfer(kp), state))
+            generated.append(animator.engine.predict(state.image, state.cache, transfer(kp), state.keypoints))
             t_gen += time.perf_counter() - t
     images = np.concatenate([animator.to_uint8(g) for g in generated])
     t = time.perf_counter()
@@ -157,7 +154,7 @@ def memory_inputs(config: str, frame_counts: list[int], work: Path) -> Path:
     """A random-weight checkpoint of ``config`` and the hello clip looped to each frame count."""
     import torch
 
-    from dagan.checkpoint import save_checkpoint
+    from dagan.checkpoints.format import save_checkpoint
     from dagan.config import load_config
     from dagan.data.video import VideoWriter, iter_frames, probe_video
     from dagan.models.factory import build_reenactment_models
@@ -170,7 +167,7 @@ def memory_inputs(config: str, frame_counts: list[int], work: Path) -> Path:
     if m.depth_net is not None:
         modules["depth_net"] = m.depth_net
     save_checkpoint(ckpt, kind="reenactment", config=cfg.to_dict(), rng=False, modules=modules)
-    clip = _clip()
+    clip = CLIP
     clip_frames = list(iter_frames(clip))  # 249 small frames, looped to the wanted length
     for n in frame_counts:
         with VideoWriter(work / f"loop_{n}.mp4", probe_video(clip).rate, preset="ultrafast") as vw:
@@ -194,7 +191,7 @@ def memory_child(frames: int, work: str) -> None:
     from dagan.infer.animator import Animator
 
     w = Path(work)
-    clip = _clip()
+    clip = CLIP
     driving = w / f"loop_{frames}.mp4"
     base = peak_rss_mb()
     animator = Animator.from_checkpoint(w / "model.pt", device="cpu")

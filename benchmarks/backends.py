@@ -27,11 +27,12 @@ import numpy as np
 import torch
 
 from dagan.assets import DEMO_DRIVING, DEMO_SOURCE
-from dagan.checkpoint import save_checkpoint
+from dagan.checkpoints.format import save_checkpoint
 from dagan.config import load_config
 from dagan.data.video import iter_frames
 from dagan.export import GraphEngine, export_model
 from dagan.infer.animator import Animator
+from dagan.infer.engine import model_size
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,14 +68,14 @@ def bench_arch(arch: str, frames: list[np.ndarray], threads: int, tmp: Path) -> 
     animators = {"torch": Animator.from_checkpoint(ckpt, device="cpu")}
     for backend in BACKENDS[1:]:
         engine = GraphEngine(tmp / f"{arch}-onnx", backend, threads=threads)
-        animators[backend] = Animator(None, engine.config, engine=engine)
+        animators[backend] = Animator(engine)
     states = {b: a.prepare_source(DEMO_SOURCE, crop=False) for b, a in animators.items()}
-    anchor = animators["torch"]._model_size(frames[0])
+    anchor = model_size(frames[0], animators["torch"].resolution)
     transfers = {b: a.motion_transfer(states[b], anchor) for b, a in animators.items()}
     times: dict[str, list[float]] = {b: [] for b in BACKENDS}
     outputs: dict[str, list[np.ndarray]] = {b: [] for b in BACKENDS}
     for i, frame in enumerate(frames):
-        driving = animators["torch"]._model_size(frame)
+        driving = model_size(frame, animators["torch"].resolution)
         for backend, animator in animators.items():
             t = time.perf_counter()
             out = animator.generate_frames(driving, states[backend], transfers[backend])

@@ -77,8 +77,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
 
+    from dagan.checkpoints.reenactment import load_reenactment_model
     from dagan.eval.lpips import load_lpips
-    from dagan.infer.loading import load_reenactment_model
 
     torch.set_grad_enabled(False)
     clips = load_clips(args.data)

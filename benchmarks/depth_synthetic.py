@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dagan.checkpoints.depth import load_depth_models
 from dagan.config import Config, load_config
 from dagan.data.synthetic import render_video, write_synthetic_dataset
 from dagan.eval.depth_metrics import focal_ratio, mean_depth_metrics
 from dagan.infer.depth_export import DepthPredictor
-from dagan.models.loading import load_depth_models
 from dagan.train.depth_trainer import DepthTrainer, train_depth
 from dagan.train.run import read_metrics
 
@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             if uncertainty:  # the common initialisation, untrained, as a reference
                 torch.manual_seed(args.seed)
                 init = work / "init.pt"
-                from dagan.checkpoint import atomic_torch_save
+                from dagan.atomic_files import atomic_torch_save
 
-                atomic_torch_save(DepthTrainer(cfg).checkpoint(0), init)
+                atomic_torch_save(DepthTrainer(cfg).state_dict(), init)
                 rows.append(("untrained (initialisation)", 0, 0.0, evaluate(init, clips), None))
             res = train_depth(cfg, data, out=run, max_steps=args.max_steps, max_seconds=args.minutes * 60,
                               clock=cpu_clock, show_progress=False, echo=False)

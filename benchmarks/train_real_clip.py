@@ -69,7 +69,8 @@ def square(frame: np.ndarray, size: int) -> np.ndarray:
 
 
 def build_dataset(root: Path, size: int, clip_len: int = 24) -> dict[str, int]:
-    from dagan.data.video import iter_frames, write_png_frames
+    from dagan.data.frame_folder_writer import write_png_frames
+    from dagan.data.video import iter_frames
 
     videos = {"hello": HELLO}
     carphone = carphone_path()
@@ -153,10 +154,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from dagan.checkpoint import load_checkpoint, save_checkpoint
+    from dagan.checkpoints.depth import load_depth_net
+    from dagan.checkpoints.format import load_checkpoint, save_checkpoint
     from dagan.config import load_config
     from dagan.models.factory import build_depth_net
-    from dagan.models.loading import load_depth_net
     from dagan.train.run import read_metrics
     from dagan.train.trainer import train_reenactment
 

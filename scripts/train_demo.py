@@ -36,11 +36,14 @@ from dagan.assets import DEMO_DRIVING
 
 REPO = Path(__file__).resolve().parents[1]
 HELLO = DEMO_DRIVING
-CONFIGS = {
-    "dagan++": REPO / "configs" / "demo" / "dagan++-demo.yaml",
-    "fomm": REPO / "configs" / "demo" / "fomm-demo.yaml",
+CONFIGS = {  # per arch: the 64x64 first stage and the 128x128 model
+    "dagan++": {64: REPO / "configs" / "demo" / "dagan++-demo-64.yaml",
+                128: REPO / "configs" / "demo" / "dagan++-demo.yaml"},
+    "fomm": {64: REPO / "configs" / "demo" / "fomm-demo-64.yaml",
+             128: REPO / "configs" / "demo" / "fomm-demo.yaml"},
 }
 HELDOUT_FRACTION = 0.2
+REAL_CHUNK_FRAMES = 40
 
 
 def carphone_path() -> Path:
@@ -70,10 +73,17 @@ def clip_parts(work: Path, name: str, video: Path, size: int) -> dict[str, list[
     dagan("prepare-data", "-o", str(prep), "--size", str(size), "--format", "png", "--min-frames", "30",
           "--force", "--no-progress", str(video))
     frames = list_frame_files(only_clip(prep))
+    parts: dict[str, list[Path]] = {}
     if name == "hello":
         cut = int(round(len(frames) * (1 - HELDOUT_FRACTION)))
-        return {"train/hello#train": frames[:cut], "test/hello#heldout": frames[cut:]}
-    return {f"train/{name}#clip": frames}
+        frames, parts["test/hello#heldout"] = frames[:cut], frames[cut:]
+    # Identity sampling draws one item per identity: a real clip cut into chunks of REAL_CHUNK_FRAMES
+    # counts as several identities, so real footage is not drowned by the many synthetic identities.
+    chunks = max(1, len(frames) // REAL_CHUNK_FRAMES)
+    bounds = [round(i * len(frames) / chunks) for i in range(chunks + 1)]
+    for i in range(chunks):
+        parts[f"train/{name}-{i}#train"] = frames[bounds[i]:bounds[i + 1]]
+    return parts
 
 
 def copy_parts(data: Path, parts: dict[str, list[Path]]) -> None:
@@ -84,29 +94,33 @@ def copy_parts(data: Path, parts: dict[str, list[Path]]) -> None:
         print(f"{rel}: {len(files)} frames")
 
 
-def stage_data(work: Path, size: int, synth_videos: int) -> None:
-    data = work / "data"
+def stage_data(work: Path, size: int, identities: int, clips: int, frames: int) -> None:
+    """``WORK/data-<size>/{train,test}``: the real clips' face crops plus ``identities`` synthetic training
+    identities (``dagan synth --identities``), ``clips`` performances of ``frames`` frames each."""
+    data = work / f"data-{size}"
     shutil.rmtree(data, ignore_errors=True)
     (data / "train").mkdir(parents=True)
     (data / "test").mkdir(parents=True)
     for name, video in (("hello", HELLO), ("carphone", carphone_path())):
         copy_parts(data, clip_parts(work, name, video, size))
-    synth = work / "synth"
+    synth = work / f"synth-{size}"
     shutil.rmtree(synth, ignore_errors=True)
-    dagan("synth", str(synth), "--videos", str(synth_videos), "--frames", "48", "--size", str(size),
-          "--test-fraction", "0", "--format", "png")
+    dagan("synth", str(synth), "--identities", str(identities), "--split", "train", "--videos", str(clips),
+          "--frames", str(frames), "--size", str(size), "--format", "png")
     for clip in sorted((synth / "train").iterdir()):
         if clip.is_dir():
-            shutil.copytree(clip, data / "train" / f"synth#{clip.name.replace('#', '-')}")
-    print(f"synthetic heads: {synth_videos} clips")
+            shutil.copytree(clip, data / "train" / f"synth-{clip.name}")
+    print(f"synthetic identities: {identities} × {clips} clips of {frames} frames")
 
 
 def stage_depth(work: Path, minutes: float) -> None:
+    """FDN++ (with its pose net's uncertainty head) at the model's 128x128 on ``WORK/data-128/train``."""
     from dagan.config import load_config
     from dagan.train.depth_trainer import train_depth
 
-    cfg = load_config(CONFIGS["dagan++"])
-    result = train_depth(cfg, work / "data", out=work / "depth", config_path=CONFIGS["dagan++"],
+    config = CONFIGS["dagan++"][128]
+    cfg = load_config(config)
+    result = train_depth(cfg, work / "data-128", out=work / "depth", config_path=config,
                          max_steps=100000, max_seconds=minutes * 60, show_progress=False, tensorboard=False)
     # Checkpoints every 50 steps are kept while training (to fall back on, should the disparity collapse);
     # only the last one is needed afterwards.
@@ -116,28 +130,41 @@ def stage_depth(work: Path, minutes: float) -> None:
     print(f"depth: step {result.step}, {result.seconds:.0f} s, {result.checkpoint}")
 
 
-def stage_reenact(work: Path, arch: str, minutes: float, steps: int) -> None:
+def stage_reenact(work: Path, arch: str, size: int, minutes: float, steps: int) -> None:
+    """Train ``arch`` at ``size`` (64: from scratch; 128: from the 64x64 stage's weights) on
+    ``WORK/data-<size>`` into ``WORK/<arch>-<size>`` for ``steps`` steps or ``minutes``, whichever ends first."""
     from dagan.config import load_config
     from dagan.train.trainer import train_reenactment
 
-    cfg = load_config(CONFIGS[arch])
+    cfg = load_config(CONFIGS[arch][size])
     depth = work / "depth" / "checkpoints" / "latest.pt" if arch != "fomm" else None
-    out = work / arch
+    out = work / f"{arch}-{size}"
     shutil.rmtree(out, ignore_errors=True)
-    result = train_reenactment(cfg, work / "data", depth, out=out, max_steps=steps, max_minutes=minutes,
-                               config_path=CONFIGS[arch], perceptual="vgg16", show_progress=False)
-    print(f"{arch}: {result}")
+    init = work / f"{arch}-64" / "checkpoints" / "latest.pt" if size != 64 else None
+    result = train_reenactment(cfg, work / f"data-{size}", depth, out=out, max_steps=steps, max_minutes=minutes,
+                               config_path=CONFIGS[arch][size], perceptual="vgg16", show_progress=False,
+                               init_from=init)
+    print(f"{arch} at {size}: {result}")
+
+
+def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point tensors stored as float16 (loading casts them back to the modules' float32): halves the
+    bundled file; the outputs move by less than one 8-bit level."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
 def stage_export(work: Path, arch: str, dest: Path) -> None:
-    """Keep what inference needs: config, kp_detector, generator, depth_net (no discriminator/optimisers)."""
-    from dagan.checkpoint import atomic_torch_save, safe_torch_load
+    """Keep what inference needs: config, kp_detector, generator, depth_net (no discriminator/optimisers), with
+    float16 weights."""
+    from dagan.atomic_files import atomic_torch_save
+    from dagan.checkpoints.format import safe_torch_load
 
-    obj = safe_torch_load(work / arch / "checkpoints" / "latest.pt", map_location="cpu")
+    obj = safe_torch_load(work / f"{arch}-128" / "checkpoints" / "latest.pt", map_location="cpu")
     keep = {k: v for k, v in obj.items() if k not in ("modules", "optimizers", "schedulers", "rng")}
     wanted = ("kp_detector", "generator", "depth_net")
-    keep["modules"] = {k: v for k, v in obj["modules"].items() if k in wanted}
+    keep["modules"] = {k: half(v) for k, v in obj["modules"].items() if k in wanted}
     keep["config"]["model_params"]["depth_params"]["checkpoint"] = None
+    keep["meta"] = {**keep.get("meta", {}), "weights": "float16 (cast to float32 when loaded)"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(keep, dest)
     print(f"exported {dest} ({dest.stat().st_size / 1e6:.1f} MB; modules {sorted(keep['modules'])}; "
@@ -147,7 +174,8 @@ def stage_export(work: Path, arch: str, dest: Path) -> None:
 def stage_pose(work: Path, dest: Path, minutes: float, steps: int) -> None:
     """Train a pose net (motion, intrinsics, uncertainty) against ``dest``'s frozen depth net on the hello
     clip's training crops, then add it to ``dest`` as ``pose_net`` without touching any other tensor."""
-    from dagan.checkpoint import atomic_torch_save, safe_torch_load
+    from dagan.atomic_files import atomic_torch_save
+    from dagan.checkpoints.format import safe_torch_load
     from dagan.config import config_from_dict
     from dagan.train.depth_trainer import train_depth
 
@@ -163,11 +191,12 @@ def stage_pose(work: Path, dest: Path, minutes: float, steps: int) -> None:
     result = train_depth(cfg, data, out=out, frozen_depth=dest, max_steps=steps, max_seconds=minutes * 60,
                          show_progress=False, tensorboard=False)
     trained = safe_torch_load(result.checkpoint, map_location="cpu")["modules"]
-    if not all(torch.equal(v, original["modules"]["depth_net"][k]) for k, v in trained["depth_net"].items()):
+    frozen = original["modules"]["depth_net"]
+    if not all(torch.equal(v.to(frozen[k].dtype), frozen[k]) for k, v in trained["depth_net"].items()):
         raise SystemExit("the depth net changed during pose training (it should have been frozen)")
     meta = {"steps": result.step, "seconds": round(result.seconds), "depth_net": "frozen",
             "data": "hello_face_176.mp4 face crops, first 80 % of frames"}
-    updated = {**original, "modules": {**original["modules"], "pose_net": trained["pose_net"]},
+    updated = {**original, "modules": {**original["modules"], "pose_net": half(trained["pose_net"])},
                "meta": {**original.get("meta", {}), "pose_net": meta}}
     staged = dest.with_name(f".{dest.name}.pose-part")
     atomic_torch_save(updated, staged)
@@ -197,17 +226,19 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=100000)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--synth-videos", type=int, default=6)
+    parser.add_argument("--identities", type=int, default=24, help="data: synthetic training identities")
+    parser.add_argument("--clips", type=int, default=2, help="data: performances per synthetic identity")
+    parser.add_argument("--frames", type=int, default=48, help="data: frames per synthetic performance")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.stage == "data":
-        stage_data(args.work, args.size, args.synth_videos)
+        stage_data(args.work, args.size, args.identities, args.clips, args.frames)
     elif args.stage == "depth":
         stage_depth(args.work, args.minutes)
     elif args.stage == "reenact":
-        stage_reenact(args.work, args.arch, args.minutes, args.steps)
+        stage_reenact(args.work, args.arch, args.size, args.minutes, args.steps)
     elif args.dest is None:
         parser.error(f"{args.stage} needs DEST")
     elif args.stage == "export":

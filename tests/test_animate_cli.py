@@ -3,6 +3,7 @@ exit and no output file left behind."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import stat
 import subprocess
@@ -17,24 +18,13 @@ from PIL import Image
 
 import dagan.cli
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
-from dagan.checkpoint import save_checkpoint
+from dagan.checkpoints.format import save_checkpoint
 from dagan.config import load_config
 from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image
 from dagan.models.factory import build_reenactment_models
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
-# Runs the CLI in a subprocess even before 'animate' is listed in dagan.commands.COMMANDS.
-LAUNCH = (
-    "import sys, dagan.cli as c; c.COMMANDS = list(dict.fromkeys([*c.COMMANDS, 'animate'])); "
-    "sys.exit(c.main(sys.argv[1:]))"
-)
-
-
-@pytest.fixture(autouse=True)
-def _animate_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "animate" not in dagan.cli.COMMANDS:
-        monkeypatch.setattr(dagan.cli, "COMMANDS", [*dagan.cli.COMMANDS, "animate"])
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +113,25 @@ def test_animate_options(files: dict[str, Path], tmp_path: Path, capsys: pytest.
     assert (info.num_frames, info.width, info.height, info.has_audio) == (6, 3 * 256, 256, False)
 
 
+def test_command_defaults_are_the_python_api_defaults() -> None:
+    from dagan.commands import animate
+    from dagan.infer.options import AnimateOptions
+
+    parser = argparse.ArgumentParser()
+    animate.add_arguments(parser)
+    args = parser.parse_args(["-s", "face.png", "-d", "talk.mp4", "-o", "out.mp4"])
+    assert animate.animate_options(args) == AnimateOptions()
+    args = parser.parse_args(["-s", "f.png", "-d", "t.mp4", "-o", "o.mp4", "--no-crop", "--best-frame", "3"])
+    assert animate.animate_options(args) == AnimateOptions(crop=False, best_frame=3)
+
+
 def test_subprocess_smoke(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "smoke.mp4"
     proc = subprocess.run(
         [
             sys.executable,
-            "-c",
-            LAUNCH,
+            "-m",
+            "dagan.cli",
             "animate",
             "-s",
             str(files["clip"]),
@@ -151,7 +153,7 @@ def test_subprocess_smoke(files: dict[str, Path], tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert probe_video(out).num_frames == 3
     help_text = subprocess.run(
-        [sys.executable, "-c", LAUNCH, "animate", "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "dagan.cli", "animate", "--help"], capture_output=True, text=True, timeout=120
     ).stdout
     assert "--find-best-frame" in help_text and "--no-paste-back" in help_text
     assert "bundled 64x64 demo model" in help_text
@@ -268,7 +270,7 @@ def test_without_checkpoint_the_bundled_model_animates_the_whole_picture(
     env = {k: v for k, v in os.environ.items() if k != "DAGAN_CHECKPOINT"}
     out, frames = tmp_path / "out.mp4", tmp_path / "frames"
     proc = subprocess.run(
-        [sys.executable, "-c", LAUNCH, "animate", "-s", str(DEMO_SOURCE), "-d", str(files["clip"]),
+        [sys.executable, "-m", "dagan.cli", "animate", "-s", str(DEMO_SOURCE), "-d", str(files["clip"]),
          "-o", str(out), "--frames-out", str(frames), "--max-frames", "2", "--quiet"],
         capture_output=True, text=True, timeout=300, env=env, umask=0o022,
     )

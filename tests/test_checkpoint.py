@@ -17,15 +17,14 @@ import pytest
 import torch
 from torch import nn
 
-from dagan.checkpoint import (
-    capture_rng_state,
+from dagan.checkpoints.format import (
     load_checkpoint,
     load_module_state,
-    restore_rng_state,
     safe_torch_load,
     save_checkpoint,
     strip_prefixes,
 )
+from dagan.checkpoints.rng_state import capture_rng_state, restore_rng_state
 from dagan.errors import CheckpointError
 
 
@@ -117,7 +116,7 @@ def test_kill_during_write_keeps_latest_intact(tmp_path: Path) -> None:
         f"""
         import torch
         from torch import nn
-        from dagan.checkpoint import save_checkpoint
+        from dagan.checkpoints.format import save_checkpoint
         net = nn.Linear(2048, 2048)
         i = 0
         while True:

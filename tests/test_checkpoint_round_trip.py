@@ -4,8 +4,9 @@ For each reenactment arch (the tiny configs) and each width of the frozen depth 
 model's 0.25), a checkpoint written by a one-step ``train_reenactment`` run, with a depth checkpoint written by
 a one-step ``train_depth`` run, must load for: resuming training, the reenactment loader of ``animate`` /
 ``evaluate`` / ``demo`` (then animate a frame), the depth loader of ``dagan depth``, and the reenactment loader
-with another ``--depth-checkpoint``. Real CLI subprocesses check ``dagan train --depth-checkpoint`` (the bundled
-demo model) followed by ``dagan animate`` / ``dagan depth`` on what it wrote.
+with another ``--depth-checkpoint``; training also freezes an official Monodepth2 depth folder. Real CLI
+subprocesses check ``dagan train --depth-checkpoint`` (the bundled demo model) followed by ``dagan animate`` /
+``dagan depth`` on what it wrote.
 
 Data: synthetic talking heads (:func:`dagan.data.synthetic.write_synthetic_dataset`), 64×64 PNG frame folders.
 The perceptual loss uses a randomly initialised frozen VGG-16 in-process (no download); the CLI uses the
@@ -23,16 +24,19 @@ import pytest
 import torch
 
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
-from dagan.checkpoint import atomic_torch_save, load_checkpoint, load_module_state
+from dagan.atomic_files import atomic_torch_save
+from dagan.checkpoints.depth import DEPTH_MODEL_KEYS, load_depth_models, load_depth_net
+from dagan.checkpoints.format import load_checkpoint, load_module_state
+from dagan.checkpoints.official_import import import_official
+from dagan.checkpoints.reenactment import load_reenactment_model
 from dagan.config import Config, load_config
 from dagan.data.synthetic import write_synthetic_dataset
 from dagan.data.video import iter_frames, probe_video, resize_rgb
 from dagan.errors import CheckpointError, InputError
 from dagan.infer.animator import Animator
-from dagan.infer.loading import load_reenactment_model
+from dagan.infer.engine import TorchEngine
+from dagan.models.depth import FaceDepthNet
 from dagan.models.factory import build_depth_net, build_reenactment_models, uses_depth
-from dagan.models.loading import DEPTH_MODEL_KEYS, load_depth_models, load_depth_net
-from dagan.models.official import import_official
 from dagan.models.vgg import VGGFeatures, freeze
 from dagan.train.depth_trainer import train_depth
 from dagan.train.trainer import train_reenactment
@@ -104,7 +108,7 @@ def _stored(path: Path) -> Config:
 
 def _animate_one_frame(cfg: Config, models: object) -> np.ndarray:
     """One driving frame through the reenactment model the way ``dagan animate`` runs it."""
-    animator = Animator(models, cfg, device="cpu")  # type: ignore[arg-type]
+    animator = Animator(TorchEngine(models, cfg, device="cpu"))  # type: ignore[arg-type]
     source = resize_rgb(np.asarray(next(iter_frames(DEMO_DRIVING))), 64)
     state = animator.prepare_source(source, crop=False)
     frame = animator.session(state)(source)
@@ -203,6 +207,32 @@ def test_checkpoint_from_before_the_fix_still_loads(ws: dict[str, Path], vgg: VG
     assert loaded.config.model_params.depth_params.width == 0.25
     resumed = _train(ws["dagan"], ws, vgg, resume=old, out=tmp_path / "resumed", max_steps=2)
     assert _stored(resumed.checkpoint).model_params.depth_params.width == 0.25
+
+
+def test_train_freezes_an_official_monodepth2_folder(ws: dict[str, Path], vgg: VGGFeatures, tmp_path: Path) -> None:
+    """``train --depth-checkpoint`` takes what ``animate`` / ``evaluate`` take, also an official Monodepth2 folder
+    (written the way Monodepth2 writes it): the run freezes exactly that net and records its settings."""
+    from test_official_import import randomize_, write_depth_folder
+
+    torch.manual_seed(3)
+    net = randomize_(FaceDepthNet("resnet18", num_scales=4), 3).eval()
+    folder = write_depth_folder(tmp_path / "depth" / "models" / "weights_19", net)
+    run = _train(ws["dagan"], ws, vgg, depth=folder.parent.parent, out=tmp_path / "run", max_steps=1)
+    dp = _stored(run.checkpoint).model_params.depth_params
+    assert (dp.backbone, dp.width, dp.num_scales) == ("resnet18", 1.0, 4)
+    assert dp.checkpoint == str(folder.parent.parent)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(load_depth_net(run.checkpoint)(x), net(x))  # frozen: the folder's very net
+    cfg, models = load_reenactment_model(run.checkpoint)
+    assert models.depth_net is not None and cfg.model_params.depth_params.backbone == "resnet18"
+    _animate_one_frame(cfg, models)
+    # The same loader refuses the same things everywhere: an official reenactment file is no depth model.
+    official = tmp_path / "DaGAN_vox_adv_256.pth.tar"
+    torch.save({"generator": models.generator.state_dict(), "kp_detector": models.kp_detector.state_dict()}, official)
+    with pytest.raises(CheckpointError, match="is an official DaGAN reenactment checkpoint, not a depth model"):
+        _train(ws["dagan"], ws, vgg, depth=official, out=tmp_path / "refused", max_steps=1)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_import_official_with_a_narrow_depth_net(ws: dict[str, Path], tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 import dagan.cli
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.cli import describe_os_error
-from dagan.data.video import iter_frames, resize_rgb, write_png_frames
+from dagan.data.frame_folder_writer import write_png_frames
+from dagan.data.video import iter_frames, resize_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"

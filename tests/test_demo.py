@@ -12,8 +12,8 @@ import pytest
 
 from dagan.data.video import probe_video, read_frames, read_image
 from dagan.errors import InputError
-from dagan.infer.animator import PANEL_HEIGHT, stack_panels
 from dagan.infer.demo import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE, run_demo
+from dagan.infer.sinks import PANEL_HEIGHT, stack_panels
 
 FRAMES = 6
 
@@ -41,7 +41,7 @@ def test_bundled_files_exist_and_checkpoint_is_small() -> None:
 
 
 def test_bundled_checkpoint_is_inference_only() -> None:
-    from dagan.checkpoint import safe_torch_load
+    from dagan.checkpoints.format import safe_torch_load
 
     obj = safe_torch_load(DEMO_CHECKPOINT)
     # pose_net: FDN++'s pose/uncertainty net, for `dagan depth --uncertainty` (not used by animation)
@@ -95,12 +95,6 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         run_demo(tmp_path / "o", checkpoint=tmp_path / "nope.pt")
     with pytest.raises(InputError, match="max-frames"):
         run_demo(tmp_path / "o", max_frames=0)
-
-
-def test_demo_is_a_registered_command() -> None:
-    from dagan.commands import COMMANDS
-
-    assert "demo" in COMMANDS
 
 
 def test_cli_subprocess_smoke(tmp_path: Path) -> None:

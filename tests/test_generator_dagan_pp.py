@@ -9,8 +9,8 @@ import torch
 
 from dagan.errors import InputError
 from dagan.geometry.grids import make_coordinate_grid
-from dagan.models.blocks import ResBlock2d
-from dagan.models.generators.dagan_pp import DaganPPGenerator, attention_levels, level_channels
+from dagan.models.blocks import ResBlock2d, level_channels
+from dagan.models.generators.dagan_pp import DaganPPGenerator, attention_levels
 
 NUM_KP = 5
 SIZE = 64

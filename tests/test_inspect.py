@@ -14,14 +14,15 @@ import pytest
 import torch
 
 import dagan.cli as cli
-from dagan.checkpoint import save_checkpoint
+from dagan.checkpoints.describe import describe_checkpoint
+from dagan.checkpoints.format import save_checkpoint
+from dagan.checkpoints.official_import import import_official
+from dagan.checkpoints.reenactment import load_official_reenactment
 from dagan.errors import CheckpointError
 from dagan.models.factory import count_parameters
-from dagan.models.official import describe_checkpoint, import_official, load_official_reenactment
 from test_official_import import (
     CONFIGS,
     build_models,
-    ensure_commands_registered,
     write_depth_folder,
     write_module_files,
     write_training_checkpoint,
@@ -59,11 +60,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def inspect_json(capsys: pytest.CaptureFixture[str], path: Path, code: int = 0) -> dict:
     assert cli.main(["inspect", str(path), "--json"]) == code
     return json.loads(capsys.readouterr().out)
-
-
-@pytest.fixture(autouse=True)
-def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    ensure_commands_registered(monkeypatch)
 
 
 def test_inspect_ours(files, capsys) -> None:
@@ -164,13 +160,8 @@ def test_inspect_bad_files(tmp_path: Path, capsys) -> None:
 
 
 def test_inspect_subprocess(files) -> None:
-    script = (
-        "import sys, dagan.cli as c\n"
-        "c.COMMANDS.append('inspect') if 'inspect' not in c.COMMANDS else None\n"
-        "sys.exit(c.main(sys.argv[1:]))\n"
-    )
     proc = subprocess.run(
-        [sys.executable, "-c", script, "inspect", str(files["official"])],
+        [sys.executable, "-m", "dagan.cli", "inspect", str(files["official"])],
         capture_output=True,
         text=True,
         timeout=300,

@@ -10,7 +10,7 @@ import torch
 from scipy.spatial import ConvexHull
 
 from dagan.infer.motion import MotionTransfer, adapt_scale, hull_area, relative_keypoints, transfer_motion
-from dagan.infer.smoothing import KeypointSmoother, OneEuroFilter, one_euro_alpha
+from dagan.infer.smoothing import KeypointSmoother
 
 
 def random_kp(
@@ -123,31 +123,6 @@ def test_relative_without_jacobians_transfers_values_only() -> None:
 # --------------------------------------------------------------------------- One-Euro smoothing
 
 
-def test_one_euro_alpha_formula() -> None:
-    assert one_euro_alpha(1.0, 30.0) == pytest.approx(1 / (1 + 30 / (2 * math.pi)))
-
-
-def test_one_euro_holds_a_constant_and_passes_the_first_sample() -> None:
-    f = OneEuroFilter(fps=30, min_cutoff=1.0, beta=0.5)
-    x = torch.tensor([0.3, -0.2])
-    assert torch.equal(f.filter(x), x)
-    for _ in range(5):
-        torch.testing.assert_close(f.filter(x), x)
-
-
-def test_one_euro_reduces_jitter_and_follows_a_step() -> None:
-    g = torch.Generator().manual_seed(0)
-    noise = 0.02 * torch.randn(300, 2, generator=g)
-    f = OneEuroFilter(fps=30, min_cutoff=0.5, beta=0.0)
-    smoothed = torch.stack([f.filter(n) for n in noise])
-    assert smoothed[50:].std() < 0.4 * noise[50:].std()
-    # a step: converges to the new value (no permanent lag)
-    f = OneEuroFilter(fps=30, min_cutoff=1.0, beta=1.0)
-    out = [f.filter(torch.tensor([0.0]))] + [f.filter(torch.tensor([0.5])) for _ in range(120)]
-    assert abs(float(out[-1]) - 0.5) < 1e-3
-    assert 0.0 < float(out[1]) < 0.5  # but it does smooth the jump
-
-
 def test_keypoint_smoother_streams_across_batches() -> None:
     frames = random_kp(batch=12, seed=15)
     whole = KeypointSmoother(fps=25, min_cutoff=1.0)(frames)
@@ -162,5 +137,3 @@ def test_keypoint_smoother_streams_across_batches() -> None:
 def test_smoother_settings_are_validated() -> None:
     with pytest.raises(ValueError):
         KeypointSmoother(fps=25, min_cutoff=0.0)
-    with pytest.raises(ValueError):
-        OneEuroFilter(fps=0)

@@ -29,24 +29,16 @@ from torch import Tensor, nn
 
 import dagan.cli as cli
 from dagan.assets import DEMO_DRIVING
-from dagan.checkpoint import load_checkpoint, load_module_state
+from dagan.checkpoints.depth import load_depth_models, load_depth_net
+from dagan.checkpoints.describe import count_state_parameters, describe_checkpoint
+from dagan.checkpoints.format import load_checkpoint, load_module_state
+from dagan.checkpoints.official_files import classify_state_dict, read_depth_folder, resolve_depth_folder
+from dagan.checkpoints.official_import import import_official, import_official_depth
+from dagan.checkpoints.reenactment import OfficialPairingWarning, load_official_reenactment
 from dagan.config import Config, config_from_dict, load_config
 from dagan.errors import CheckpointError
 from dagan.models.depth import FaceDepthNet
 from dagan.models.factory import ReenactmentModels, build_reenactment_models, count_parameters
-from dagan.models.official import (
-    OfficialPairingWarning,
-    classify_state_dict,
-    count_state_parameters,
-    describe_checkpoint,
-    import_official,
-    import_official_depth,
-    load_any_depth_net,
-    load_official_depth_net,
-    load_official_reenactment,
-    read_depth_folder,
-    resolve_depth_folder,
-)
 from dagan.models.pose import PoseNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,13 +47,6 @@ CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
 
 
 # --------------------------------------------------------------------------- helpers (test_inspect uses them)
-
-
-def ensure_commands_registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``dagan import-official`` / ``dagan inspect`` reachable through :func:`dagan.cli.main`."""
-    missing = [name for name in ("import-official", "inspect") if name not in cli.COMMANDS]
-    if missing:
-        monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, *missing])
 
 
 def read_frames(size: int, indices: tuple[int, ...] = (0, 90)) -> Tensor:
@@ -349,7 +334,7 @@ def test_depth_folder_both_backbones(official_files, tiny_dagan, frames64) -> No
         assert not any(k.startswith("encoder.fc.") for k in depth.encoder)
         for path in (official_files[key] / "encoder.pth", official_files[key].parent):
             assert resolve_depth_folder(path) == official_files[key]
-        net = load_official_depth_net(official_files[key], expected_backbone=backbone)
+        net = load_depth_net(official_files[key], expected_backbone=backbone)
         assert net.backbone == backbone and not net.training
         assert_same_state(nets[key], net)
         with torch.no_grad():
@@ -358,11 +343,14 @@ def test_depth_folder_both_backbones(official_files, tiny_dagan, frames64) -> No
 
 def test_depth_import_with_pose(official_files, expected_dagan, tmp_path: Path, frames64) -> None:
     """A depth folder converts to our depth checkpoint; the 12-output pose.pth keeps its first six outputs."""
-    from dagan.models.loading import load_depth_models
-
     out = import_official_depth(official_files["depth18"], tmp_path / "depth.pt")
     depth = load_depth_models(out)
     assert depth.kind == "depth" and depth.pose_net is not None
+    # the depth loader reads the folder itself to the same networks (what --depth-checkpoint DIR gives)
+    direct = load_depth_models(official_files["depth18"])
+    assert direct.kind == "depth" and direct.pose_net is not None
+    assert_same_state(depth.depth_net, direct.depth_net)
+    assert_same_state(depth.pose_net, direct.pose_net)
     with torch.no_grad():
         assert torch.equal(depth.depth_net(frames64), expected_dagan["disparity"])
         pose = depth.pose_net(frames64[:1], frames64[1:])
@@ -372,11 +360,11 @@ def test_depth_import_with_pose(official_files, expected_dagan, tmp_path: Path, 
     # our depth checkpoint is accepted wherever a depth folder is, with the same backbone check
     _, models = load_official_reenactment(official_files["dagan"], out, arch="dagan")
     assert_same_outputs(expected_dagan, run_models(models, frames64))
-    assert load_any_depth_net(out, expected_backbone="resnet18").backbone == "resnet18"
+    assert load_depth_net(out, expected_backbone="resnet18").backbone == "resnet18"
     with pytest.raises(
         CheckpointError, match=r"depth encoder is ResNet-18 but the checkpoint was trained with"
     ):
-        load_any_depth_net(out, expected_backbone="resnet50")
+        load_depth_net(out, expected_backbone="resnet50")
 
 
 def test_import_official_conversion(official_files, expected_spade, tmp_path: Path, frames64) -> None:
@@ -441,7 +429,7 @@ def test_depth_backbone_mismatch(official_files) -> None:
     with pytest.raises(
         CheckpointError, match=r"depth encoder is ResNet-50 but the checkpoint was trained with ResNet-18"
     ):
-        load_official_depth_net(official_files["depth50"], expected_backbone="resnet18")
+        load_depth_net(official_files["depth50"], expected_backbone="resnet18")
     cfg18 = load_config(CONFIGS / "tiny" / "dagan-64.yaml")
     assert cfg18.model_params.depth_params.backbone == "resnet18"
     with pytest.raises(
@@ -549,6 +537,8 @@ def test_unsafe_and_foreign_files(tmp_path: Path, tiny_dagan) -> None:
     torch.save({"weights": torch.zeros(3)}, other)
     with pytest.raises(CheckpointError, match=r"is not a DaGAN checkpoint"):
         load_official_reenactment(other, tmp_path)
+    with pytest.raises(CheckpointError, match=r"not a dagan checkpoint; an official depth model is a Monodepth2"):
+        load_depth_models(other)  # the same file as a depth model
     assert classify_state_dict(torch.zeros(3)) is None
 
 
@@ -556,9 +546,8 @@ def test_unsafe_and_foreign_files(tmp_path: Path, tiny_dagan) -> None:
 
 
 def test_cli_import_official(
-    official_files, expected_dagan, tmp_path: Path, monkeypatch, capsys, frames64
+    official_files, expected_dagan, tmp_path: Path, capsys, frames64
 ) -> None:
-    ensure_commands_registered(monkeypatch)
     out = tmp_path / "dagan.pt"
     argv = [
         "import-official",
@@ -606,18 +595,12 @@ def test_cli_import_official(
 
 def test_cli_subprocess_smoke(official_files, tmp_path: Path) -> None:
     """One real process: import-official then a one-line error for a depth folder given as --checkpoint."""
-    script = (
-        "import sys, dagan.cli as c\n"
-        "for n in ('import-official', 'inspect'):\n"
-        "    c.COMMANDS.append(n) if n not in c.COMMANDS else None\n"
-        "sys.exit(c.main(sys.argv[1:]))\n"
-    )
     out = tmp_path / "x.pt"
     ok = subprocess.run(
         [
             sys.executable,
-            "-c",
-            script,
+            "-m",
+            "dagan.cli",
             "import-official",
             "--checkpoint",
             str(official_files["modules"] / "generator.pt"),
@@ -635,8 +618,8 @@ def test_cli_subprocess_smoke(official_files, tmp_path: Path) -> None:
     bad = subprocess.run(
         [
             sys.executable,
-            "-c",
-            script,
+            "-m",
+            "dagan.cli",
             "import-official",
             "--checkpoint",
             str(official_files["depth18"]),

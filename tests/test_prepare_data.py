@@ -26,7 +26,8 @@ import pytest
 from dagan.assets import DEMO_DRIVING
 from dagan.cli import main
 from dagan.data.datasets import FramePairDataset
-from dagan.data.video import VideoWriter, iter_frames, probe_video, read_image, write_png_frames
+from dagan.data.frame_folder_writer import write_png_frames
+from dagan.data.video import VideoWriter, iter_frames, probe_video, read_image
 from dagan.errors import DaganError, InputError
 from dagan.faces import available_detectors, create_detector, crop_and_resize, iou
 from dagan.prepare import (

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import pkgutil
 import shutil
 from pathlib import Path
 
@@ -77,8 +76,6 @@ def test_folders(tmp_path: Path) -> None:
 
 def test_every_command_declares_what_it_reads_and_writes() -> None:
     """The guard is declarative: each command lists its input and output arguments, by their real names."""
-    modules = {m.name for m in pkgutil.iter_modules(dagan.commands.__path__)} - {"arguments"}
-    assert {c.replace("-", "_") for c in dagan.commands.COMMANDS} == modules
     parser = dagan.cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     for name in dagan.commands.COMMANDS:

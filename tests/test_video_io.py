@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from dagan.assets import DEMO_DRIVING
+from dagan.data.frame_folder_writer import write_png_frames
 from dagan.data.video import (
     VideoWriter,
     iter_frames,
     probe_video,
     read_frames,
     read_image,
-    write_png_frames,
 )
 from dagan.errors import InputError
 

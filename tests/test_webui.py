@@ -28,7 +28,8 @@ from dagan.assets import DEMO_DRIVING, DEMO_SOURCE
 from dagan.data.video import VideoWriter, iter_frames, probe_video
 from dagan.errors import InputError
 from dagan.infer.depth_export import read_ply
-from dagan.web.jobs import JobCancelled, JobOptions, Limits, ProgressMeter, check_upload, job_folder, run_job
+from dagan.infer.options import AnimateOptions
+from dagan.web.jobs import JobCancelled, Limits, ProgressMeter, check_upload, job_folder, run_job
 from dagan.web.pointcloud import grid_triangles, write_glb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,7 @@ def animator():  # noqa: ANN201
 def test_job_writes_every_output_and_reports_progress(animator, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001
     reports: list[tuple[float, str]] = []
     with job_folder(tmp_path / "jobs") as folder:
-        out = run_job(animator, DEMO_SOURCE, clip, JobOptions(max_frames=5), folder, Limits(),
+        out = run_job(animator, DEMO_SOURCE, clip, AnimateOptions(max_frames=5), folder, Limits(),
                       ProgressMeter(lambda f, t: reports.append((f, t))))
         result = probe_video(out.result)
         assert (result.num_frames, result.fps, result.has_audio) == (5, 30.0, True)
@@ -144,17 +145,17 @@ def test_cancel_stops_the_job_and_leaves_nothing(animator, clip: Path, tmp_path:
 
     meter.report = cancel_after_first
     with pytest.raises(JobCancelled), job_folder(tmp_path / "jobs") as folder:
-        run_job(animator, DEMO_SOURCE, clip, JobOptions(), folder, Limits(), meter)
+        run_job(animator, DEMO_SOURCE, clip, AnimateOptions(), folder, Limits(), meter)
     assert len(calls) == 1 and not folder.exists()
     assert list((tmp_path / "jobs").iterdir()) == []
 
 
 def test_limits_refuse_long_videos_and_huge_pictures(animator, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match=r"12 frames at 30 fps is 0.4 s; this server animates at most 0.2 s"):
-        run_job(animator, DEMO_SOURCE, clip, JobOptions(), tmp_path, Limits(max_video_seconds=0.2))
+        run_job(animator, DEMO_SOURCE, clip, AnimateOptions(), tmp_path, Limits(max_video_seconds=0.2))
     # 'max frames' brings a long video within the limit
     with pytest.raises(InputError, match=r"512×512 \(0 megapixels\); this server accepts at most 0.1"):
-        run_job(animator, DEMO_SOURCE, clip, JobOptions(max_frames=3), tmp_path,
+        run_job(animator, DEMO_SOURCE, clip, AnimateOptions(max_frames=3), tmp_path,
                 Limits(max_video_seconds=0.2, max_image_megapixels=0.1))
     assert list(tmp_path.iterdir()) == []
 

@@ -268,7 +268,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     """Convert a YAML value to the annotated type ``tp``; raise ConfigError naming ``path``."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{path}' must be a mapping, got {type(value).__name__}")
         return _from_dict(tp, value, path)

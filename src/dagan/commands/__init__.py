@@ -1,5 +1,7 @@
-"""One module per ``dagan`` sub-command. Each exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int``; :mod:`dagan.cli` discovers them from :data:`COMMANDS`."""
+"""One module per ``dagan`` sub-command. Each exposes ``NAME`` (the module's name with ``-`` for ``_``),
+``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; :mod:`dagan.cli` offers them in the order of
+:data:`COMMANDS`, which must name every such module. Modules that define none of the four (``arguments``) are
+helpers shared by the commands."""
 
 COMMANDS = [
     "info",

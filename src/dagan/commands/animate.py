@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from dagan.commands.arguments import crop_scale, non_negative_float, non_negative_int, positive_int
 from dagan.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from dagan.infer.options import AnimateOptions
 
 NAME = "animate"
 HELP = "animate a face (image or video's first frame) with the motion of a driving video"
@@ -26,6 +30,8 @@ examples:
   dagan animate -s face.jpg -d talk.mp4 -o out.mp4 --checkpoint dagan++-vox-256.pt --find-best-frame
   dagan animate -s face.png -d talk.mp4 -o cmp.mp4 --checkpoint model.pt --side-by-side --smooth 1.5
 """
+#: Fields of dagan.infer.options.AnimateOptions the command leaves at their defaults (no option for them).
+NOT_OFFERED: tuple[str, ...] = ("crf",)
 #: Printed (stderr) when neither --checkpoint nor $DAGAN_CHECKPOINT names a model.
 BUNDLED_NOTE = (
     "dagan: using the bundled {res}×{res} demo model ({path}); for real quality pass --checkpoint "
@@ -177,26 +183,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_opts.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    from dagan.infer.animator import (
-        CHECKPOINT_ENV,
-        Animator,
-        check_inputs,
-        check_options,
-        resolve_checkpoint,
+def animate_options(args: argparse.Namespace) -> AnimateOptions:
+    """The :class:`AnimateOptions` of the command line: each option is named as the field it sets (every
+    field but those in :data:`NOT_OFFERED`)."""
+    from dataclasses import fields
+
+    from dagan.infer.options import AnimateOptions
+
+    return AnimateOptions(
+        **{f.name: getattr(args, f.name) for f in fields(AnimateOptions) if f.name not in NOT_OFFERED}
     )
 
+
+def run(args: argparse.Namespace) -> int:
+    from dagan.infer.animator import CHECKPOINT_ENV, Animator, resolve_checkpoint
+    from dagan.infer.video_job import check_inputs
+
     # everything that can be refused is refused before the model is loaded
-    check_options(
-        args.output,
-        batch_size=args.batch_size,
-        smooth=args.smooth,
-        crop=args.crop,
-        paste_back=args.paste_back,
-        find_best_frame=args.find_best_frame,
-        best_frame=args.best_frame,
-        max_frames=args.max_frames,
-    )
+    options = animate_options(args)
+    options.check()
     check_inputs(args.source, args.driving, args.output, args.frames_out)
     checkpoint, origin = resolve_checkpoint(args.checkpoint)
     try:
@@ -214,24 +219,7 @@ def run(args: argparse.Namespace) -> int:
     if origin == "bundled":
         print(BUNDLED_NOTE.format(res=animator.resolution, path=checkpoint), file=sys.stderr)
     result = animator.animate(
-        args.source,
-        args.driving,
-        args.output,
-        relative=args.relative,
-        adapt_scale=args.adapt_scale,
-        find_best_frame=args.find_best_frame,
-        best_frame=args.best_frame,
-        crop=args.crop,
-        crop_scale=args.crop_scale,
-        detector=args.detector,
-        paste_back=args.paste_back,
-        smooth=args.smooth,
-        batch_size=args.batch_size,
-        side_by_side=args.side_by_side,
-        frames_out=args.frames_out,
-        audio=args.audio,
-        max_frames=args.max_frames,
-        progress=not args.quiet,
+        args.source, args.driving, args.output, options, frames_out=args.frames_out, progress=not args.quiet
     )
     anchor = "" if result.anchor_index is None else f", anchor frame {result.anchor_index}"
     audio = " with audio" if result.has_audio else ""

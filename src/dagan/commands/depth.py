@@ -139,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load_image(path: Path) -> np.ndarray:
     """An image as H×W×3 uint8 RGB, converted (grey, 16-bit, transparent …) by the loader of ``dagan
     animate``; a missing or unreadable file is one InputError naming it."""
-    from dagan.infer.animator import load_source_image
+    from dagan.infer.source import load_source_image
 
     return load_source_image(path)
 
@@ -263,14 +263,17 @@ def _cropped(frames: Iterator[np.ndarray], boxes: list[Any], side: int) -> Itera
 def _process_video(
     predictor, path: Path, stage: Path, args: argparse.Namespace, crops: _FaceCrops | None
 ) -> int:
+    from dagan.data.frame_folder_writer import FrameFolderWriter
     from dagan.data.video import VideoWriter, iter_frames, probe_video
-    from dagan.infer.depth_export import apply_colormap, colorize, point_cloud, write_ply, write_png16
+    from dagan.infer.depth_export import apply_colormap, colorize, disparity_to_uint16, point_cloud, write_ply
 
     info = probe_video(path)  # corrupt / empty / no video stream → InputError before anything is written
     tube = crops.tube(path, args.max_frames) if crops is not None else None  # first pass: faces only
     stem = path.stem
     disp_writer = VideoWriter(stage / f"{stem}_disp.mp4", info.rate)
     unc_writer = VideoWriter(stage / f"{stem}_uncertainty.mp4", info.rate) if args.uncertainty else None
+    # 16-bit disparity frames; zlib's default level, as every other 16-bit PNG of this command
+    png_writer = FrameFolderWriter(stage / f"{stem}_disp", compress_level=6) if args.png else None
     vrange: tuple[float, float] | None = None  # fixed colour range (from the first batch): no flicker
     count = 0
     try:
@@ -286,8 +289,8 @@ def _process_video(
             unc, K = predictor.pair_outputs(batch, partners) if need_pose else (None, None)
             for i in range(len(batch)):
                 disp_writer.write(colorize(disp[i], *vrange, name=args.colormap))
-                if args.png:
-                    write_png16(stage / f"{stem}_disp" / f"{count:07d}.png", disp[i])
+                if png_writer is not None:
+                    png_writer.write(disparity_to_uint16(disp[i]))
                 if unc_writer is not None and unc is not None:
                     unc_writer.write((apply_colormap(unc[i], "viridis") * 255.0 + 0.5).astype(np.uint8))
                 if args.ply and K is not None:
@@ -295,12 +298,13 @@ def _process_video(
                     write_ply(stage / f"{stem}_ply" / f"{count:07d}.ply", pts, cols)
                 count += 1
         disp_writer.close()
-        if unc_writer is not None:
-            unc_writer.close()
+        for writer in (unc_writer, png_writer):
+            if writer is not None:
+                writer.close()
     except BaseException:
-        disp_writer.abort()
-        if unc_writer is not None:
-            unc_writer.abort()
+        for writer in (disp_writer, unc_writer, png_writer):
+            if writer is not None:
+                writer.abort()
         raise
     return count
 
@@ -346,10 +350,10 @@ def _is_frame_file(path: Path) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagan.checkpoints.depth import load_depth_models
     from dagan.devices import resolve_device
     from dagan.infer.animator import CHECKPOINT_ENV, resolve_checkpoint
     from dagan.infer.depth_export import DepthPredictor
-    from dagan.models.loading import load_depth_models
 
     src = Path(args.input)
     kind = _kind(src)

@@ -1,7 +1,8 @@
 """``dagan evaluate``: score a trained model with the literature's protocols; results JSON + Markdown table.
 
-The protocols, scoring conventions, resuming and the part files are described in
-:mod:`dagan.eval.protocols`; the results format in :mod:`dagan.eval.results` (``dagan compare`` reads it).
+The protocols are described in :mod:`dagan.eval.protocols`, the scoring conventions in
+:mod:`dagan.eval.scoring`, streaming and resuming in :mod:`dagan.eval.evaluation` (the part files in
+:mod:`dagan.eval.parts`), the results format in :mod:`dagan.eval.results` (``dagan compare`` reads it).
 """
 
 from __future__ import annotations
@@ -11,14 +12,10 @@ import sys
 from pathlib import Path
 
 from dagan.commands.arguments import non_negative_int, positive_int
-from dagan.eval.protocols import (
-    DEFAULT_CROSS_ID_PAIRS,
-    METRIC_GROUPS,
-    PROTOCOL_METRICS,
-    PROTOCOLS,
-    EvaluationOptions,
-    evaluate,
-)
+from dagan.eval.evaluation import EvaluationOptions, evaluate
+from dagan.eval.protocols import PROTOCOLS
+from dagan.eval.scoring import METRIC_GROUPS
+from dagan.eval.units import DEFAULT_CROSS_ID_PAIRS
 
 NAME = "evaluate"
 HELP = "evaluate a model on a test split: same-identity video / frame pairs / cross-identity protocols"
@@ -27,20 +24,21 @@ HELP = "evaluate a model on a test split: same-identity video / frame pairs / cr
 INPUTS: tuple[str, ...] = ("checkpoint", "depth_checkpoint", "data", "pairs")
 OUTPUTS: tuple[str, ...] = ("output", "save_frames")
 
+_WIDTH = max(len(name) for name in PROTOCOLS) + 2  # the protocol-name column of the help
+
+
+def _protocol_rows(text: dict[str, str]) -> str:
+    """``  name      text`` for each protocol, continuation lines aligned with the text."""
+    indent = "\n" + " " * (2 + _WIDTH)
+    return "\n".join(f"  {name:<{_WIDTH}}{value.replace(chr(10), indent)}" for name, value in text.items())
+
+
 EPILOG = f"""\
 protocols:
-  video     frame 0 of each test video is the source; every frame is driven (absolute motion) and is
-            its own ground truth (FOMM reconstruction)
-  pairs     (source frame, driving frame) pairs of one video from --pairs CSV with columns
-            video,source_frame,driving_frame (or video,source,driving); 0-based frame indices
-  cross-id  first frame of a source video driven by a video of another identity (relative motion);
-            pairs from --pairs CSV with columns source,driving (video names), else all pairs of
-            different identities, at most --max-pairs (default {DEFAULT_CROSS_ID_PAIRS}) drawn with --seed
+{_protocol_rows({name: p.help for name, p in PROTOCOLS.items()})}
 
 metrics (--metrics, default: all of the protocol; unavailable ones are listed with the reason):
-  video     {" ".join(PROTOCOL_METRICS["video"])}
-  pairs     {" ".join(PROTOCOL_METRICS["pairs"])}
-  cross-id  {" ".join(PROTOCOL_METRICS["cross-id"])}
+{_protocol_rows({name: " ".join(p.metrics) for name, p in PROTOCOLS.items()})}
 
 Finished videos are stored in OUTPUT.parts/ and not recomputed when the command is run again with the
 same settings (--restart recomputes everything).
@@ -49,6 +47,7 @@ examples:
   dagan evaluate --checkpoint model.pt --data vox --protocol video -o vox-video.json
   dagan evaluate --checkpoint model.pt --data vox --protocol pairs --pairs vox_pairs.csv -o pairs.json
   dagan evaluate --checkpoint model.pt --data vox --protocol cross-id --max-pairs 200 -o cross.json
+  dagan evaluate --checkpoint model.pt --protocol synthetic-cross-id -o synthetic.json
 """
 
 
@@ -60,10 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--depth-checkpoint", default=None, help="face depth model, when the checkpoint stores none"
     )
     parser.add_argument(
-        "--data", required=True, metavar="ROOT", help="dataset folder with ROOT/<split>/<video> face crops"
+        "--data", default=None, metavar="ROOT",
+        help="dataset folder with ROOT/<split>/<video> face crops (every protocol but synthetic-cross-id)"
     )
     parser.add_argument("--split", default="test", choices=("test", "train"), help="split (default: test)")
-    parser.add_argument("--protocol", required=True, choices=PROTOCOLS)
+    parser.add_argument("--protocol", required=True, choices=list(PROTOCOLS))
     parser.add_argument("--pairs", default=None, metavar="CSV", help="pairs file (pairs, cross-id)")
     parser.add_argument(
         "--metrics",
@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     opts = EvaluationOptions(
         checkpoint=Path(args.checkpoint),
-        data=Path(args.data),
+        data=Path(args.data) if args.data else None,
         protocol=args.protocol,
         output=Path(args.output),
         split=args.split,

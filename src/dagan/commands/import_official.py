@@ -51,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dagan.checkpoints.describe import describe_checkpoint
+    from dagan.checkpoints.official_import import import_official, import_official_depth
     from dagan.config import load_config
-    from dagan.models.official import describe_checkpoint, import_official, import_official_depth
 
     if not args.checkpoint and not args.depth:
         raise InputError("nothing to import: give --checkpoint FILE (and --depth DIR), or --depth DIR alone")

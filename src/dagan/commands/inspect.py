@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagan.models.official import describe_checkpoint
+    from dagan.checkpoints.describe import describe_checkpoint
 
     desc = describe_checkpoint(args.checkpoint)
     if args.json:

@@ -193,7 +193,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from dagan.errors import InputError
-    from dagan.prepare.runner import PrepareOptions, plan_metadata_jobs, plan_video_jobs, prepare
+    from dagan.prepare.planning import Job, plan_metadata_jobs, plan_video_jobs
+    from dagan.prepare.runner import PrepareOptions, prepare
     from dagan.prepare.tubes import TubeOptions
 
     tube = TubeOptions(
@@ -213,15 +214,16 @@ def run(args: argparse.Namespace) -> int:
         root=args.root, fmt=args.fmt, detector=args.detector, crf=args.crf, tube=tube, force=args.force
     )
     notes: list[str] = []
+    jobs: list[Job]
     if args.metadata is not None:
         if args.split_csv is not None or args.test_fraction or args.identities is not None:
             raise InputError(
                 "--metadata takes splits and identities from the metadata; "
                 "drop --split-csv, --test-fraction and --identities"
             )
-        jobs = plan_metadata_jobs(args.inputs, args.metadata, notes)
+        jobs = list(plan_metadata_jobs(args.inputs, args.metadata, notes))
     else:
-        jobs = plan_video_jobs(args.inputs, args.test_fraction, args.split_csv, args.identities, notes)
+        jobs = list(plan_video_jobs(args.inputs, args.test_fraction, args.split_csv, args.identities, notes))
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     summary = prepare(jobs, options, workers=args.workers, progress=progress, notes=notes)
     print(summary.format())

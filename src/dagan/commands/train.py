@@ -16,7 +16,7 @@ NAME = "train"
 HELP = "train a reenactment model (one CPU, one GPU, or many through torchrun)"
 #: Argument names of what the command reads and writes: dagan.cli refuses any output that would
 #: overwrite an input (dagan.protected_inputs). "NAME/file" is a file written inside folder NAME.
-INPUTS: tuple[str, ...] = ("config", "data", "depth_checkpoint", "resume")
+INPUTS: tuple[str, ...] = ("config", "data", "depth_checkpoint", "resume", "init_from")
 OUTPUTS: tuple[str, ...] = ("out",)
 
 
@@ -26,13 +26,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--depth-checkpoint",
         default=None,
-        help="trained face depth net (from 'dagan train-depth', or a reenactment checkpoint holding one); "
-        "default: model_params.depth_params.checkpoint. Its stored settings (backbone, width, scales) "
-        "become the run's model_params.depth_params. Not needed for the depth-free FOMM baseline",
+        help="face depth model, as for 'dagan animate': a checkpoint from 'dagan train-depth' (or a reenactment "
+        "checkpoint holding one), or the official Monodepth2-layout folder (encoder.pth + depth.pth); default: "
+        "model_params.depth_params.checkpoint. Its settings (backbone, width, scales) become the run's "
+        "model_params.depth_params. Not needed for the depth-free FOMM baseline",
     )
     parser.add_argument("--out", default=None, help="run folder (default: runs/<config>-<date-time>)")
     parser.add_argument(
         "--resume", default=None, help="checkpoint to continue from (e.g. RUN/checkpoints/latest.pt)"
+    )
+    parser.add_argument(
+        "--init-from", default=None, metavar="CHECKPOINT",
+        help="start a new run from another run's trained weights (same architecture and widths, e.g. trained "
+        "at a lower resolution with the same keypoint/dense-motion grid), with fresh optimisers and step count",
     )
     parser.add_argument(
         "--max-steps",
@@ -85,9 +91,8 @@ def run(args: argparse.Namespace) -> int:
         grad_accumulation=args.grad_accumulation,
         show_progress=args.progress,
         perceptual=args.perceptual_backbone,
+        init_from=args.init_from,
     )
-    if result.checkpoint is not None:
-        print(
-            f"{'stopped' if result.stopped_early else 'finished'} at step {result.step}: {result.checkpoint}"
-        )
+    if result.checkpoint is not None:  # rank 0 of a torchrun job (the others write nothing)
+        print(result.summary())
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dagan.commands.arguments import positive_int
 
@@ -64,9 +63,5 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         show_progress=False if args.no_progress else None,
     )
-    print(
-        f"trained to step {result.step} in {result.seconds:.0f} s; run folder {result.run_dir}; "
-        f"checkpoint {result.checkpoint}",
-        file=sys.stdout,
-    )
+    print(result.summary())
     return 0

@@ -17,7 +17,7 @@ import math
 import os
 import warnings
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,7 +210,7 @@ class Augmentation:
         if p.flip_param.horizontal_flip and rng.random() < 0.5:
             frames = [f.flip(-1) for f in frames]
         j = p.jitter_param
-        ops = []
+        ops: list[tuple[Callable[[torch.Tensor, float], torch.Tensor], float]] = []
         if j.brightness > 0:
             ops.append((adjust_brightness, float(rng.uniform(1 - j.brightness, 1 + j.brightness))))
         if j.contrast > 0:

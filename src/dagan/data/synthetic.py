@@ -29,7 +29,6 @@ Rendering speed at 256² is measured by ``benchmarks/synth_speed.py``.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 
-from dagan.atomic_files import make_public
+from dagan.atomic_files import atomic_output
 from dagan.errors import MissingExtraError
 
 FPS = 25.0
@@ -89,7 +88,7 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     return r_z @ r_x @ r_y
 
 
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
+def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     """3t² − 2t³ with t = clip((x − e0)/(e1 − e0), 0, 1)."""
     t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
@@ -192,25 +191,52 @@ class HeadMesh:
     jaw_weight: np.ndarray  # N in [0, 1]: how much a vertex follows the jaw drop
 
 
-def build_head_mesh(n_lat: int = 72, n_lon: int = 96) -> HeadMesh:
-    """Ellipsoid head with jaw taper, nose, brows, eye sockets and chin; face towards −z."""
+@dataclass(frozen=True)
+class HeadShape:
+    """Shape parameters of :func:`build_head_mesh`; the defaults give the original head exactly.
+
+    ``width``/``height``/``depth`` scale the ellipsoid's semi-axes ``HEAD_AXES``; ``jaw_taper`` is how much
+    narrower the head gets at the chin (x · (1 − taper · smoothstep(0, a_y, y))); ``nose_size`` scales the
+    nose's height off the face and ``nose_length`` its vertical extent; ``brow`` and ``chin`` are the heights
+    (metres) of the brow ridges and the chin bump; ``cheek`` the height of two cheek bumps (0 = none).
+    Facial features stay at the same head (x, y), so a face texture calibrated on them fits every shape.
+    """
+
+    width: float = 1.0
+    height: float = 1.0
+    depth: float = 1.0
+    jaw_taper: float = 0.22
+    nose_size: float = 1.0
+    nose_length: float = 1.0
+    brow: float = 0.004
+    chin: float = 0.004
+    cheek: float = 0.0
+
+
+def build_head_mesh(n_lat: int = 72, n_lon: int = 96, shape: HeadShape | None = None) -> HeadMesh:
+    """Ellipsoid head with jaw taper, nose, brows, eye sockets, chin and cheeks; face towards −z."""
+    shape = shape if shape is not None else HeadShape()
     theta = np.linspace(0.0, np.pi, n_lat)  # 0 = top of the head
     phi = np.linspace(-np.pi, np.pi, n_lon, endpoint=False)  # 0 = the face
     th, ph = np.meshgrid(theta, phi, indexing="ij")
-    ax, ay, az = HEAD_AXES
+    ax, ay, az = HEAD_AXES[0] * shape.width, HEAD_AXES[1] * shape.height, HEAD_AXES[2] * shape.depth
     x = ax * np.sin(th) * np.sin(ph)
     y = -ay * np.cos(th)
     z = -az * np.sin(th) * np.cos(ph)
-    x = x * (1.0 - 0.22 * _smoothstep(0.0, ay, y))  # narrower jaw
-    front = _smoothstep(0.0, 0.5 * az, -z)  # 1 on the face, 0 at the sides and back
+    x = x * (1.0 - shape.jaw_taper * smoothstep(0.0, ay, y))  # narrower jaw
+    front = smoothstep(0.0, 0.5 * az, -z)  # 1 on the face, 0 at the sides and back
+    nose = 0.011 * shape.nose_size
     relief = (
-        0.011 * _gauss(x, y, 0.0, 0.020, 0.0065, 0.016)  # nose bridge
-        + 0.011 * _gauss(x, y, 0.0, 0.037, 0.0095, 0.008)  # nose tip
-        + 0.004 * (_gauss(x, y, -EYE_X, -0.010, 0.016, 0.006) + _gauss(x, y, EYE_X, -0.010, 0.016, 0.006))
+        nose * _gauss(x, y, 0.0, 0.020 * shape.nose_length, 0.0065, 0.016 * shape.nose_length)  # bridge
+        + nose * _gauss(x, y, 0.0, 0.037 * shape.nose_length, 0.0095, 0.008)  # nose tip
+        + shape.brow * (_gauss(x, y, -EYE_X, -0.010, 0.016, 0.006) + _gauss(x, y, EYE_X, -0.010, 0.016, 0.006))
         - 0.005 * (_gauss(x, y, -EYE_X, EYE_Y, 0.012, 0.008) + _gauss(x, y, EYE_X, EYE_Y, 0.012, 0.008))
-        + 0.004 * _gauss(x, y, 0.0, 0.095, 0.018, 0.010)  # chin
+        + shape.chin * _gauss(x, y, 0.0, 0.095, 0.018, 0.010)  # chin
         + 0.003 * _gauss(x, y, 0.0, MOUTH_Y, 0.028, 0.007)  # lips
     )
+    if shape.cheek:  # skipped at 0 so that the default head stays bit-identical
+        relief = relief + shape.cheek * (_gauss(x, y, -0.042, 0.038, 0.018, 0.020)
+                                         + _gauss(x, y, 0.042, 0.038, 0.018, 0.020))
     z = z - relief * front
     verts = np.stack([x, y, z], -1).reshape(-1, 3)
     idx = np.arange(n_lat * n_lon).reshape(n_lat, n_lon)
@@ -222,7 +248,7 @@ def build_head_mesh(n_lat: int = 72, n_lon: int = 96) -> HeadMesh:
     light = np.array([0.35, -0.45, -0.82])
     light /= np.linalg.norm(light)
     shade = 0.55 + 0.45 * np.clip(normals @ light, 0.0, 1.0)
-    jaw = (_smoothstep(MOUTH_Y - 0.002, MOUTH_Y + 0.012, y) * np.exp(-((x / 0.055) ** 2)) * front).reshape(-1)
+    jaw = (smoothstep(MOUTH_Y - 0.002, MOUTH_Y + 0.012, y) * np.exp(-((x / 0.055) ** 2)) * front).reshape(-1)
     return HeadMesh(verts, faces, shade, jaw)
 
 
@@ -254,7 +280,7 @@ def _skimage_data() -> object:
     return data
 
 
-def _prefilter(texture: np.ndarray, minification: float) -> np.ndarray:
+def prefilter_texture(texture: np.ndarray, minification: float) -> np.ndarray:
     """Gaussian pre-blur, σ = 0.8·max(1, texels per screen pixel) (a one-level mip-map): frames sampled at
     pixel centres are then nearly band-limited, so resampling them (as a warping loss does) is accurate."""
     sigma = 0.8 * max(1.0, minification)
@@ -271,8 +297,8 @@ def _load_textures(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.
     background = choices[int(rng.integers(len(choices)))]().astype(np.float32) / 255.0
     bg_px_per_m = float(rng.uniform(400.0, 600.0))
     focal = FOCAL_FACTOR * size
-    face = _prefilter(face, PHOTO_PX_PER_M / (focal / 0.4))
-    background = _prefilter(background, bg_px_per_m / (focal / 1.1))
+    face = prefilter_texture(face, PHOTO_PX_PER_M / (focal / 0.4))
+    background = prefilter_texture(background, bg_px_per_m / (focal / 1.1))
     return face, background, bg_px_per_m
 
 
@@ -285,7 +311,7 @@ def _head_colour(canon: np.ndarray, shade: np.ndarray, face: np.ndarray, mouth: 
     arc = np.arctan2(x, -z) * 0.09
     hair = bilinear_sample(face, 200.0 + _mirror(arc * 700.0, 65.0), 38.0 + _mirror(y * 700.0, 24.0))
     r = (x / 0.066) ** 2 + ((y - 0.012) / 0.098) ** 2
-    w_face = (_smoothstep(1.25, 0.85, r) * _smoothstep(-0.02, -0.06, z))[:, None]
+    w_face = (smoothstep(1.25, 0.85, r) * smoothstep(-0.02, -0.06, z))[:, None]
     colour = w_face * photo + (1.0 - w_face) * hair
     if blink > 0.0:  # upper eyelid (skin from above the eye) slides down over the eye
         for ex in (-EYE_X, EYE_X):
@@ -339,7 +365,7 @@ def _expressions(rng: np.random.Generator, frames: int, fps: float) -> tuple[np.
     """Mouth opening (talking-like, in [0, 1]) and blinks (0.25 s closures every 2–4 s)."""
     t = np.arange(frames) / fps
     talk = np.clip(0.3 + 0.8 * _smooth_signal(rng, t, 1.5, 4.0, n=4), 0.0, 1.0)
-    pauses = _smoothstep(-0.3, 0.3, _smooth_signal(rng, t, 0.1, 0.3))
+    pauses = smoothstep(-0.3, 0.3, _smooth_signal(rng, t, 0.1, 0.3))
     mouth = talk * pauses
     blink = np.zeros(frames)
     tb = rng.uniform(0.3, 2.0)
@@ -354,11 +380,17 @@ def _expressions(rng: np.random.Generator, frames: int, fps: float) -> tuple[np.
 
 def _background(rng: np.random.Generator, size: int, k: np.ndarray, texture: np.ndarray,
                 px_per_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Colour and depth of a tilted textured plane: ray r = K⁻¹[u, v, 1]ᵀ meets n·X = d at X = r·d/(n·r),
-    so the camera z (r_z = 1) is d/(n·r)."""
     tilt_x, tilt_y = rng.uniform(-0.25, 0.25, 2)
-    normal = rotation_matrix(tilt_y, tilt_x, 0.0) @ np.array([0.0, 0.0, -1.0])
     dist = rng.uniform(0.95, 1.3)
+    return background_plane(size, k, texture, px_per_m, tilt_x, tilt_y, dist)
+
+
+def background_plane(size: int, k: np.ndarray, texture: np.ndarray, px_per_m: float, tilt_x: float,
+                     tilt_y: float, dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """Colour (S×S×3) and depth (S×S) of a textured plane through (0, 0, ``dist``) whose normal is −z turned
+    by yaw ``tilt_y`` and pitch ``tilt_x`` (radians), its texture mirrored-tiled at ``px_per_m`` texels per
+    metre: ray r = K⁻¹[u, v, 1]ᵀ meets n·X = d at X = r·d/(n·r), so the camera z (r_z = 1) is d/(n·r)."""
+    normal = rotation_matrix(tilt_y, tilt_x, 0.0) @ np.array([0.0, 0.0, -1.0])
     point = np.array([0.0, 0.0, dist])
     d = float(normal @ point)
     v, u = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -420,6 +452,25 @@ def render_frame(mesh: HeadMesh, pose: np.ndarray, k: np.ndarray, size: int, fac
                  bg_colour: np.ndarray, bg_depth: np.ndarray, mouth: float = 0.0,
                  blink: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One frame: (S×S×3 uint8, S×S float32 depth, S×S bool head mask). Background arrays are flattened."""
+    head = rasterize_head(mesh, pose, k, size, mouth)
+    colour = bg_colour.copy()
+    colour[head.pixels] = _head_colour(head.canonical, head.shade, face_tex, mouth, blink)
+    return composite_frame(head, colour, bg_depth, size)
+
+
+@dataclass
+class HeadFragments:
+    """The head's visible surface in one frame, one entry per covered pixel."""
+
+    pixels: np.ndarray  # P flat pixel indices (row-major), ascending
+    canonical: np.ndarray  # P×3 rest-shape head point seen there (texture follows the surface)
+    shade: np.ndarray  # P baked shading factor
+    depth: np.ndarray  # P camera z (metres)
+
+
+def rasterize_head(mesh: HeadMesh, pose: np.ndarray, k: np.ndarray, size: int,
+                   mouth: float = 0.0) -> HeadFragments:
+    """Pose the mesh (jaw dropped by ``mouth``), cull back faces and z-buffer it into an S×S image."""
     verts = mesh.vertices
     if mouth > 0.0:
         verts = verts.copy()
@@ -434,16 +485,21 @@ def render_frame(mesh: HeadMesh, pose: np.ndarray, k: np.ndarray, size: int, fac
     z = cam[:, 2]
     screen = np.stack([k[0, 0] * cam[:, 0] / z + k[0, 2], k[1, 1] * cam[:, 1] / z + k[1, 2]], 1)
     tri_id, zbuf, bary = rasterize(screen, z, faces, size, size)
-    covered = tri_id >= 0
-    pix = np.nonzero(covered)[0]
+    pix = np.nonzero(tri_id >= 0)[0]
     corners = faces[tri_id[pix]]  # P×3 vertex ids
     lam = bary[pix][:, :, None]
-    canon = (mesh.vertices[corners] * lam).sum(1)  # rest-shape point: texture follows the surface
+    canon = (mesh.vertices[corners] * lam).sum(1)
     shade = (mesh.shade[corners] * lam[..., 0]).sum(1)
-    colour = bg_colour.copy()
-    colour[pix] = _head_colour(canon, shade, face_tex, mouth, blink)
+    return HeadFragments(pix, canon, shade, zbuf[pix])
+
+
+def composite_frame(head: HeadFragments, colour: np.ndarray, bg_depth: np.ndarray,
+                    size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(S×S×3 uint8 RGB of the flat float ``colour``, S×S float32 depth, S×S bool head mask)."""
     depth = bg_depth.copy()
-    depth[pix] = zbuf[pix]
+    depth[head.pixels] = head.depth
+    covered = np.zeros(size * size, bool)
+    covered[head.pixels] = True
     rgb = np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8).reshape(size, size, 3)
     return rgb, depth.astype(np.float32).reshape(size, size), covered.reshape(size, size)
 
@@ -472,7 +528,8 @@ def write_synthetic_dataset(out: str | os.PathLike[str], videos: int, frames: in
     The last ``round(videos·test_fraction)`` clips (at least one when the fraction is positive and there are
     two or more clips) form the test split. Returns the written video paths.
     """
-    from dagan.data.video import VideoWriter, write_png_frames
+    from dagan.data.frame_folder_writer import write_png_frames
+    from dagan.data.video import VideoWriter
 
     if videos < 1 or frames < 2:
         raise ValueError(f"need videos ≥ 1 and frames ≥ 2, got videos={videos}, frames={frames}")
@@ -504,20 +561,15 @@ def write_synthetic_dataset(out: str | os.PathLike[str], videos: int, frames: in
     return written
 
 
-def save_ground_truth(path: str | os.PathLike[str], clip: SyntheticClip) -> None:
-    """Write a clip's ground truth as a compressed ``.npz`` (atomically: temp file + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part.npz", dir=path.parent)
-    make_public(fd)
-    os.close(fd)
-    try:
+def save_ground_truth(path: str | os.PathLike[str], clip: SyntheticClip,
+                      metadata: dict[str, str] | None = None) -> None:
+    """Write a clip's ground truth as a compressed ``.npz`` (atomically: temp file + rename). Each
+    ``metadata`` string is stored as a 0-d string array (``str(gt[key])`` reads it back)."""
+    extra = {key: np.array(value, dtype=str) for key, value in (metadata or {}).items()}
+    with atomic_output(path, keep_extension=True) as tmp:  # numpy adds ".npz" to a name without it
         np.savez_compressed(tmp, depth=clip.depth.astype(np.float16), mask=clip.mask,
                             pose=clip.poses.astype(np.float32), intrinsics=clip.intrinsics.astype(np.float32),
-                            fps=np.float32(clip.fps), mouth_open=clip.mouth_open, blink=clip.blink)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                            fps=np.float32(clip.fps), mouth_open=clip.mouth_open, blink=clip.blink, **extra)
 
 
 def load_ground_truth(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:

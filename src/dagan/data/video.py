@@ -5,7 +5,8 @@ frame by frame, :func:`read_frames` decodes only up to (or seeks near) the frame
 :class:`VideoWriter` encodes frames as they arrive.
 
 A *frame folder* (a directory of images ``0000000.png``, ``0000001.png``, … in natural sort order) is
-accepted wherever a video path is, with :data:`FRAME_FOLDER_FPS` frames per second.
+accepted wherever a video path is, with :data:`FRAME_FOLDER_FPS` frames per second;
+:mod:`dagan.data.frame_folder_writer` writes them.
 
 Every problem with an input file (missing, empty, corrupt, truncated, no video stream, no frames) raises
 :class:`dagan.errors.InputError` with one line naming the file and the problem.
@@ -17,10 +18,7 @@ import contextlib
 import functools
 import os
 import re
-import secrets
-import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +29,7 @@ import av.error
 import numpy as np
 from PIL import Image, ImageOps
 
-from dagan.atomic_files import make_public
+from dagan.atomic_files import temporary_file_beside
 from dagan.errors import InputError
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -215,7 +213,7 @@ def _decode_count(container: av.container.InputContainer, stream: av.video.strea
     return count
 
 
-def iter_frames(path: str | os.PathLike[str], size: Size | None = None) -> Iterator[np.ndarray]:
+def iter_frames(path: str | os.PathLike[str], size: Size | None = None) -> Generator[np.ndarray, None, None]:
     """Yield the frames of a video file or frame folder in order, as H×W×3 uint8 RGB (resized to ``size``
     when given: int → square, or (height, width)). Memory use does not depend on the video length."""
     path = Path(path)
@@ -400,15 +398,6 @@ def _pil_to_rgb(img: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def _temp_path(final: Path) -> Path:
-    """A fresh hidden file beside ``final`` keeping its extension (FFmpeg picks the format from it)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent)
-    make_public(fd)
-    os.close(fd)
-    return Path(name)
-
-
 _COPYABLE_AUDIO = {"aac", "mp3", "alac"}
 
 
@@ -461,7 +450,7 @@ class VideoWriter:
     # writing -----------------------------------------------------------------
     def _start(self, height: int, width: int) -> None:
         self._size = (height, width)
-        self._tmp = _temp_path(self.path)
+        self._tmp = temporary_file_beside(self.path, keep_extension=True)  # FFmpeg reads the extension
         self._container = av.open(str(self._tmp), mode="w", options={"movflags": "+faststart"})
         stream = self._container.add_stream("libx264", rate=self.rate)
         stream.width, stream.height = width + width % 2, height + height % 2
@@ -570,49 +559,3 @@ class VideoWriter:
                     c.close()
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
-
-
-def staging_folder(folder: str | os.PathLike[str]) -> Path:
-    """A new, empty hidden folder beside ``folder`` (``.NAME.XXXXXXXX.part``) in which to build ``folder``
-    before renaming it into place.
-
-    Unlike ``tempfile.mkdtemp`` (mode 0700), it is created with the usual folder permissions (0777 minus the
-    umask, like ``mkdir``), so the output folder it becomes is readable by others as any folder would be.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        tmp = folder.parent / f".{folder.name}.{secrets.token_hex(4)}.part"
-        try:
-            tmp.mkdir()  # mode 0o777 & ~umask
-        except FileExistsError:
-            continue
-        return tmp
-    raise FileExistsError(f"cannot create a temporary folder beside '{folder}'")
-
-
-def write_png_frames(folder: str | os.PathLike[str], frames: Iterable[np.ndarray],
-                     compress_level: int = 3) -> int:
-    """Write frames as ``0000000.png``, ``0000001.png``, … into ``folder`` (a frame-folder video).
-
-    The frames go to a hidden temporary folder beside ``folder`` which then replaces ``folder`` (an
-    existing folder of that name is removed only after every frame was written). Returns the frame count.
-    """
-    folder = Path(folder)
-    tmp = staging_folder(folder)
-    try:
-        count = 0
-        for count, frame in enumerate(frames, start=1):
-            arr = np.asarray(frame)
-            if arr.dtype != np.uint8:
-                arr = np.clip(np.rint(arr.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-            Image.fromarray(arr).save(tmp / f"{count - 1:07d}.png", compress_level=compress_level)
-        if count == 0:
-            raise InputError(f"no frames were written to '{folder}'")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return count

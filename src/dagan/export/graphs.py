@@ -9,7 +9,7 @@ The model splits where the work splits at inference:
   alone (appearance features of every level, attention queries or keys/values of the depth features).
   Run once per source.
 * ``decode`` — the source image, its encodings, the source keypoints and the *transferred* driving keypoints
-  → the generated frame. Run per driving frame.
+  → the generated frame (the generator's prediction-only path, ``Generator.predict``). Run per driving frame.
 
 Motion transfer (relative motion, adapt-scale from a convex hull, One-Euro smoothing, the anchor frame's own
 keypoints) runs between ``keypoints`` and ``decode`` outside the graphs, in the same code as the torch
@@ -80,7 +80,7 @@ def export_friendly_ops() -> Iterator[None]:
     try:
         yield
     finally:
-        torch.inverse = original  # type: ignore[assignment]
+        torch.inverse = original
 
 
 def flatten_cache(cache: dict[str, Any]) -> list[tuple[str, Tensor]]:
@@ -174,8 +174,7 @@ class DecodeGraph(nn.Module):
         for key, count in self.cache_layout.items():
             cache[key] = expand(next(rest)) if count is None else [expand(next(rest)) for _ in range(count)]
         kp_source = {k: expand(v) for k, v in kp_source.items()}
-        out = self.generator.decode(expand(source_image), cache, kp_driving, kp_source)
-        return out["prediction"]
+        return self.generator.predict(expand(source_image), cache, kp_driving, kp_source)
 
 
 @dataclass

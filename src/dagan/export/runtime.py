@@ -1,11 +1,11 @@
 """Run an exported model folder with ONNX Runtime or OpenVINO (``dagan animate --backend …``).
 
 :class:`GraphEngine` holds one session per graph (``keypoints``, ``source``, ``decode``; see
-:mod:`dagan.export.graphs`) and offers the three model calls the animation pipeline makes — keypoints of
-frames, the source encodings, and the decode of transferred keypoints — on torch tensors, so that
-:class:`dagan.infer.animator.Animator` keeps its whole pipeline (crops, motion transfer, smoothing,
-paste-back, audio) and only swaps where the networks run. Graphs exported with a fixed batch of 1 are run
-frame by frame.
+:mod:`dagan.export.graphs`) and is an :class:`dagan.infer.engine.Engine`: it makes the three model calls of
+animation — keypoints of frames, the source encodings, and the prediction for transferred keypoints — on
+torch tensors, so the video job and the live session keep their whole pipeline (crops, motion transfer,
+smoothing, paste-back, audio) and only where the networks run changes. Graphs exported with a fixed batch
+of 1 are run frame by frame.
 """
 
 from __future__ import annotations
@@ -119,9 +119,9 @@ class GraphEngine:
     """The exported graphs of one model, in ONNX Runtime or OpenVINO sessions.
 
     ``GraphEngine("export_dir", "onnxruntime")``; :attr:`config` is the model config stored in the
-    manifest. Raises :class:`CheckpointError` (one line) for a folder that is not an export, a graph file
-    that is missing, corrupt or from another export, and :class:`MissingExtraError` when the runtime is not
-    installed.
+    manifest; tensors go in and come out on the CPU (the runtime places its own work). Raises
+    :class:`CheckpointError` (one line) for a folder that is not an export, a graph file that is missing,
+    corrupt or from another export, and :class:`MissingExtraError` when the runtime is not installed.
     """
 
     def __init__(
@@ -143,6 +143,7 @@ class GraphEngine:
         except ConfigError as exc:
             raise CheckpointError(f"{self.folder}: the config in the manifest is invalid ({exc})") from None
         self.resolution = int(self.manifest["resolution"])
+        self.device = torch.device("cpu")
         self.dynamic_batch = bool(self.manifest["dynamic_batch"])
         self.sessions: dict[str, Session] = {}
         for name in ("keypoints", "source", "decode"):
@@ -190,7 +191,7 @@ class GraphEngine:
             feeds["disparity"] = _numpy(disparity)
         return self.sessions["source"](feeds)
 
-    def decode(
+    def predict(
         self, source_image: Tensor, cache: dict[str, np.ndarray], kp_driving: KeypointDict, kp_source: KeypointDict
     ) -> Tensor:
         """Generated frames N×3×R×R in [0, 1] for N transferred driving keypoint sets."""

@@ -278,7 +278,7 @@ def create_detector(name: str = "auto", **options: object) -> FaceDetector:
     if name == "auto":
         for candidate in available_detectors():
             try:
-                return classes[candidate](**options)  # type: ignore[arg-type]
+                return classes[candidate](**options)
             except MissingExtraError:  # installed but unusable (e.g. a broken MediaPipe): try the next one
                 continue
         raise MissingExtraError(
@@ -286,4 +286,4 @@ def create_detector(name: str = "auto", **options: object) -> FaceDetector:
         )
     if name not in classes:
         raise ValueError(f"unknown face detector {name!r}; choose one of auto, {', '.join(BACKENDS)}")
-    return classes[name](**options)  # type: ignore[arg-type]
+    return classes[name](**options)

@@ -5,20 +5,20 @@ its centre, the detector's box size mostly jitters), so each gets its own amount
 
 * :func:`smooth_boxes` — offline, whole sequence: fills missed frames by linear interpolation, then a
   Gaussian filter along time (zero phase: no lag).
-* :class:`BoxSmoother` — streaming, one box per call: a One-Euro filter (Casiez et al., CHI 2012), a
+* :class:`BoxSmoother` — streaming, one box per call: a One-Euro filter (:mod:`dagan.one_euro`), a
   first-order low-pass whose cutoff rises with speed, so a still face is held steady and a moving face is
   followed with little lag.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from dagan.faces.boxes import BoxLike, FaceBox, box_array
+from dagan.one_euro import OneEuroFilter
 
 
 def _to_cxcywh(xyxy: np.ndarray) -> np.ndarray:
@@ -69,20 +69,13 @@ def smooth_boxes(
     return _to_xyxy(cw)
 
 
-def one_euro_alpha(cutoff_hz: float, fps: float) -> float:
-    """Smoothing factor of a first-order low-pass with cutoff f_c sampled at rate r:
-    α = 1 / (1 + τ·r) with τ = 1 / (2π f_c)."""
-    return 1.0 / (1.0 + fps / (2.0 * math.pi * cutoff_hz))
-
-
 class BoxSmoother:
     """Streaming One-Euro smoothing of boxes: ``update(box) -> smoothed box``, one call per frame.
 
-    Per component x (cx, cy, w, h, measured in units of the first box's size so the settings do not depend
-    on resolution): speed ẋ = (x − x̂_prev)·fps, low-passed with cutoff ``d_cutoff``; the value is then
-    low-passed with cutoff f_c = ``min_cutoff`` + ``beta``·|ẋ̂| (Hz). Centre and size have their own
-    ``min_cutoff`` (the size is held steadier). A frame without a face (``update(None)``) returns the last
-    smoothed box (or None before the first face) without changing the state.
+    The centre (cx, cy) and the size (w, h) are each One-Euro filtered, measured in units of the first box's
+    size so the settings do not depend on resolution. Centre and size have their own ``min_cutoff`` (the size
+    is held steadier) and share ``beta`` and ``d_cutoff``. A frame without a face (``update(None)``) returns
+    the last smoothed box (or None before the first face) without changing the state.
     """
 
     def __init__(
@@ -95,34 +88,28 @@ class BoxSmoother:
     ) -> None:
         if fps <= 0 or min_cutoff <= 0 or size_min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
             raise ValueError("BoxSmoother needs fps, cutoffs > 0 and beta >= 0")
-        self.fps = fps
-        self.min_cutoff = np.array([min_cutoff, min_cutoff, size_min_cutoff, size_min_cutoff])
-        self.beta = beta
-        self.d_cutoff = d_cutoff
-        self.reset()
+        self._center: OneEuroFilter[np.ndarray] = OneEuroFilter(fps, min_cutoff, beta, d_cutoff)
+        self._size: OneEuroFilter[np.ndarray] = OneEuroFilter(fps, size_min_cutoff, beta, d_cutoff)
+        self._scale: float | None = None
 
     def reset(self) -> None:
         """Forget the past (call at a scene cut or when the tracked face changes)."""
-        self._scale: float | None = None
-        self._x: np.ndarray | None = None
-        self._dx = np.zeros(4)
+        self._scale = None
+        self._center.reset()
+        self._size.reset()
 
     def update(self, box: BoxLike | None) -> FaceBox | None:
         if box is None:
-            return None if self._x is None else self._box()
+            return None if self._scale is None else self._box()
         z = _to_cxcywh(box_array(box))
-        if self._x is None:
+        if self._scale is None:
             self._scale = max(float(max(z[2], z[3])), 1e-6)
-            self._x = z / self._scale
-            return self._box()
         z = z / self._scale
-        a_d = one_euro_alpha(self.d_cutoff, self.fps)
-        self._dx = a_d * (z - self._x) * self.fps + (1 - a_d) * self._dx
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
-        a = 1.0 / (1.0 + self.fps / (2.0 * math.pi * cutoff))
-        self._x = a * z + (1 - a) * self._x
+        self._center.filter(z[:2])
+        self._size.filter(z[2:])
         return self._box()
 
     def _box(self) -> FaceBox:
-        assert self._x is not None and self._scale is not None
-        return FaceBox.from_array(_to_xyxy(self._x * self._scale))
+        assert self._scale is not None and self._center.value is not None and self._size.value is not None
+        smoothed = np.concatenate([self._center.value, self._size.value])
+        return FaceBox.from_array(_to_xyxy(smoothed * self._scale))

@@ -1,21 +1,15 @@
 """The bundled demo (``dagan demo``): a public-domain photo animated by a real driving clip.
 
-:func:`run_demo` animates the source with face crop and paste-back (``result.mp4``, driving audio kept),
-writes the source's disparity as a colour PNG (``source_depth.png``) and a four-panel comparison video
-(``side_by_side.mp4``: source | driving | result | source depth, the driving audio kept).
+:func:`run_demo` animates the source with face crop and paste-back (``result.mp4``, driving audio kept) and,
+in the same pass, a four-panel comparison video (``side_by_side.mp4``: source | driving | result | source
+depth, the driving audio kept); the source's disparity is written as a colour PNG (``source_depth.png``).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
-import torch.nn.functional as F
 
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.errors import InputError
@@ -33,14 +27,6 @@ class DemoResult:
     seconds: float
 
 
-def depth_preview(disparity: torch.Tensor, size: int) -> np.ndarray:
-    """1×1×R×R disparity → size×size×3 uint8 colour preview (bilinear up-sampling; near is bright)."""
-    from dagan.infer.depth_export import colorize
-
-    up = F.interpolate(disparity.float(), size=(size, size), mode="bilinear", align_corners=False)
-    return colorize(up[0, 0].cpu().numpy())
-
-
 def run_demo(
     out_dir: PathLike,
     checkpoint: PathLike = DEMO_CHECKPOINT,
@@ -52,9 +38,10 @@ def run_demo(
     """Animate ``source`` with ``driving`` into ``out_dir`` (created if needed); see the module docstring."""
     import time
 
-    from dagan.data.video import VideoWriter, iter_frames, probe_video
-    from dagan.infer.animator import PANEL_HEIGHT, Animator, stack_panels
+    from dagan.infer.animator import Animator
     from dagan.infer.depth_export import write_png
+    from dagan.infer.options import AnimateOptions
+    from dagan.infer.sinks import SideBySideSink, VideoFileSink, depth_preview
 
     start = time.perf_counter()
     if max_frames is not None and max_frames < 1:
@@ -65,32 +52,23 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     animator = Animator.from_checkpoint(checkpoint, device="cpu")
-    if animator.models.depth_net is None:
+    if animator.models is None or animator.models.depth_net is None:
         raise InputError(f"{checkpoint} is a depth-free model; the demo needs a depth-aware one")
 
-    work = Path(tempfile.mkdtemp(prefix=".demo-", dir=out))
-    try:
-        result = animator.animate(
-            source, driving, out / "result.mp4", crop=True, paste_back=True, frames_out=work / "frames",
-            max_frames=max_frames, progress=progress,
-        )
-        state = animator.prepare_source(source, crop=True)
-        depth = depth_preview(state.disparity, PANEL_HEIGHT)
-        write_png(out / "source_depth.png", depth)
-
-        # Four panels per frame; the driving frames are shown whole, as they come.
-        from dagan.data.video import list_frame_files, read_image
-
-        info = probe_video(driving)
-        generated = list_frame_files(work / "frames")
-        audio = driving if info.has_audio else None
-        with VideoWriter(out / "side_by_side.mp4", info.rate, audio_from=audio) as w:
-            for drive, frame_path in zip(iter_frames(driving), generated):
-                w.write(stack_panels([state.full_image, drive, read_image(frame_path), depth]))
-            if w.frames_written != result.num_frames:
-                raise InputError(f"driving video '{driving}' ended after {w.frames_written} frames")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    options = AnimateOptions(crop=True, paste_back=True, max_frames=max_frames)
+    job = animator.video_job(source, driving, out / "result.mp4", options)
+    assert job.state.disparity is not None
+    depth = depth_preview(job.state.disparity)
+    # four panels per frame; the driving frames are shown whole, as they come
+    audio = driving if job.info.has_audio else None
+    side_by_side = SideBySideSink(
+        [VideoFileSink(out / "side_by_side.mp4", job.info.rate, audio_from=audio)],
+        job.source_panel,
+        whole_driving=True,
+        extra=[depth],
+    )
+    result = job.run([side_by_side], progress=progress)
+    write_png(out / "source_depth.png", depth)
     return DemoResult(
         out / "result.mp4", out / "side_by_side.mp4", out / "source_depth.png", result.num_frames,
         result.has_audio, time.perf_counter() - start,

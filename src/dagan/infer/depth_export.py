@@ -13,21 +13,17 @@ left under the final name.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dagan.atomic_files import make_public
+from dagan.atomic_files import atomic_output, write_png_atomic
 
 __all__ = [
     "COLORMAPS",
     "DepthPredictor",
     "apply_colormap",
-    "atomic_write",
     "colorize",
     "depth_to_points",
     "disparity_to_uint16",
@@ -120,40 +116,17 @@ def uint16_to_disparity(png: np.ndarray) -> np.ndarray:
     return (np.asarray(png, dtype=np.float64) / 65535.0).astype(np.float32)
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` on a hidden temporary file beside ``path`` (same extension), then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    make_public(fd)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_png16(path: str | Path, disparity: np.ndarray) -> Path:
     """Write an H×W disparity in [0, 1] as a 16-bit grayscale PNG (see :func:`disparity_to_uint16`)."""
-    from PIL import Image
-
     data = disparity_to_uint16(disparity)
     if data.ndim != 2:
         raise ValueError(f"a 16-bit disparity PNG needs an H×W map, got shape {data.shape}")
-    image = Image.fromarray(data)  # uint16 → mode "I;16"
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    return write_png_atomic(path, data)  # uint16 → Pillow mode "I;16"
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:
     """Write an H×W×3 uint8 image as an 8-bit PNG."""
-    from PIL import Image
-
-    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
-    return atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
+    return write_png_atomic(path, np.asarray(rgb, dtype=np.uint8))
 
 
 def depth_to_points(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -206,12 +179,10 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
         ["ply", "format binary_little_endian 1.0", f"element vertex {pts.shape[0]}", *props, "end_header"]
     )
 
-    def _write(tmp: str) -> None:
-        with open(tmp, "wb") as fh:
-            fh.write(header.encode("ascii") + b"\n")
-            fh.write(record.tobytes())
-
-    return atomic_write(path, _write)
+    with atomic_output(path) as tmp, tmp.open("wb") as fh:
+        fh.write(header.encode("ascii") + b"\n")
+        fh.write(record.tobytes())
+    return Path(path)
 
 
 def read_ply(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:

@@ -140,7 +140,9 @@ class MotionTransfer:
             raise ValueError(f"motion mode must be one of {', '.join(MOTION_MODES)}, got {mode!r}")
         if mode == "relative" and kp_anchor is None:
             raise ValueError("relative motion needs the keypoints of an anchor driving frame")
-        scale = adapt_scale(kp_source, kp_anchor) if mode == "relative" and use_adapt_scale else 1.0
+        scale = 1.0
+        if mode == "relative" and use_adapt_scale and kp_anchor is not None:  # relative always has an anchor
+            scale = adapt_scale(kp_source, kp_anchor)
         return cls(mode, kp_source, kp_anchor, scale, relative_jacobian)
 
     def __call__(self, kp_driving: KeypointDict) -> KeypointDict:

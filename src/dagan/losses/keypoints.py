@@ -19,7 +19,7 @@ def keypoint_distance_loss(kp: Tensor, beta: float = 0.2) -> Tensor:
     The paper (and the official DaGAN code) writes Σ_{i≠j} (1 − sign(‖x_i − x_j‖₁ − β)), a step function
     whose gradient is zero almost everywhere, so it never pushes keypoints apart. The hinge has the same
     zero set (every pair at least β apart in L1) and a gradient of magnitude 1 per coordinate on pairs that
-    are too close (ARCHITECTURE.md §2). Each unordered pair is counted twice (i, j and j, i), as in the
+    are too close, so it is used instead. Each unordered pair is counted twice (i, j and j, i), as in the
     paper's double sum. Exactly coincident keypoints get torch's zero subgradient of |0|; any offset,
     however small, gives a repelling gradient.
     """

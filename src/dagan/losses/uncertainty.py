@@ -4,7 +4,7 @@ The paper (eq. (7)) writes L_depth = λ1·M_a·U·L_pe + λ2·L_D + λ3·log U w
 Taken literally this objective is degenerate: both U·L_pe (L_pe ≥ 0) and log U decrease as U → 0, so the
 network minimises it by driving every pixel's uncertainty to 0, which switches the photometric term off.
 The intent stated in the text is that reliable rigid pixels get *small* uncertainty and therefore *large*
-weight. We use the heteroscedastic (Kendall & Gal style) form recorded in ARCHITECTURE.md §2:
+weight. We therefore use a heteroscedastic (Kendall & Gal style) form, which has a finite optimum per pixel:
 
     ℓ(p) = M_a(p) · [ λ1·L_pe(p) / (U(p) + ε) + λ3·log(U(p) + ε) ]
 

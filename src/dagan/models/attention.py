@@ -1,15 +1,15 @@
-"""Cross-modal (appearance × depth) attention of the DaGAN++ generator (GMG, paper §III-C eq. 9).
+"""The two appearance × depth attention blocks: DaGAN++'s :class:`CrossModalAttention` and the official
+CVPR-2022 DaGAN's :class:`DaganAttention`.
 
-At generation level i, with warped, occlusion-masked appearance features F^w_i and source-depth features
-F^d_i (both B×C×H×W):
+**DaGAN++** (GMG, paper §III-C eq. 9). At generation level i, with warped, occlusion-masked appearance
+features F^w_i and source-depth features F^d_i (both B×C×H×W):
 
     Q = W_q F^w_i,   K = W_k F^d_i,   V = W_v F^d_i          (1×1 convs; Q, K: C/r channels, V: C)
     F^en_i = γ · softmax(Q Kᵀ · s) V + F^w_i                 (s = 1/√(C/r), or 1 for the unscaled form)
 
-The query is the *appearance* and key/value are the *depth* features, as the paper writes it (the official
-CVPR DaGAN block has the opposite direction; that lives in the DaGAN generator, not here).
+The query is the *appearance* and key/value are the *depth* features, as the paper writes it.
 
-Scalability (ARCHITECTURE.md §2 "Attention at fine scales"): global attention at 256² positions would be a
+Scalability at fine scales: global attention at 256² positions would be a
 65,536 × 65,536 score matrix per sample. We never materialise it: the product goes through
 ``torch.nn.functional.scaled_dot_product_attention`` (fused / tiled kernels), and in ``mode="pool"`` the
 depth features are average-pooled spatially — by the smallest integer factor that brings the key count to
@@ -17,12 +17,21 @@ depth features are average-pooled spatially — by the smallest integer factor t
 context is kept, at a coarser resolution of the depth features), queries stay at full resolution, and the
 cost is O(N · max_tokens) instead of O(N²). ``mode="exact"`` keeps all key positions (for large GPUs).
 Pooling before the 1×1 projections equals pooling after them (a 1×1 conv is affine per pixel), and is cheaper.
+
+**DaGAN** (Hong et al., CVPR 2022) has one block at the deepest level (64×64 for 256² inputs), in the opposite
+direction: the *source depth* features F_d query the warped, occlusion-masked appearance features F_w:
+
+    q = ReLU(W_q F_d),  k = ReLU(W_k F_w),  v = ReLU(W_v F_w)          (1×1 convs, W_q, W_k: C → C/8)
+    F_en(i) = γ · Σ_j softmax_j(q_iᵀ k_j) v_j + F_w(i)                 (no 1/√d scaling, γ learned, init 0)
+
+Its N×N attention map is never materialised either (``scaled_dot_product_attention``) and, unlike the
+official code, not returned. Parameter names match the official checkpoints (``query_conv`` …).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -131,6 +140,21 @@ class CrossModalAttention(nn.Module):
         v = self.value(depth_features).flatten(2).transpose(1, 2)
         return k, v
 
+    @overload
+    def attend(
+        self, warped_features: Tensor, k: Tensor, v: Tensor, return_attention: Literal[False] = False
+    ) -> Tensor: ...
+
+    @overload
+    def attend(
+        self, warped_features: Tensor, k: Tensor, v: Tensor, return_attention: Literal[True]
+    ) -> tuple[Tensor, Tensor]: ...
+
+    @overload
+    def attend(
+        self, warped_features: Tensor, k: Tensor, v: Tensor, return_attention: bool
+    ) -> Tensor | tuple[Tensor, Tensor]: ...
+
     def attend(
         self, warped_features: Tensor, k: Tensor, v: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
@@ -149,10 +173,48 @@ class CrossModalAttention(nn.Module):
         else:
             out, attn = sdpa(q, k.to(q.dtype), v.to(q.dtype), self.scale), None
         out = self.gamma.to(out.dtype) * out.transpose(1, 2).reshape(b, c, h, w) + warped_features
-        return (out, attn) if return_attention else out
+        return out if attn is None else (out, attn)
 
     def forward(
         self, warped_features: Tensor, depth_features: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
         k, v = self.project_keys_values(depth_features)
         return self.attend(warped_features, k, v, return_attention=return_attention)
+
+
+def to_tokens(x: Tensor) -> Tensor:
+    """B×C×H×W → B×1×(H·W)×C (one attention head, tokens in row-major pixel order)."""
+    return x.flatten(2).transpose(1, 2).unsqueeze(1)
+
+
+class DaganAttention(nn.Module):
+    """The official DaGAN single-head attention block: query from depth features, key/value from appearance."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        if channels // reduction < 1:
+            raise ValueError(f"attention needs at least {reduction} channels, got {channels}")
+        self.query_conv = nn.Conv2d(channels, channels // reduction, kernel_size=1)
+        self.key_conv = nn.Conv2d(channels, channels // reduction, kernel_size=1)
+        self.value_conv = nn.Conv2d(channels, channels, kernel_size=1)
+        # γ = 0 at initialisation: the block starts as the identity on the warped features.
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def project_query(self, depth_features: Tensor) -> Tensor:
+        """q = ReLU(W_q F_d) as B×1×N×C/8 tokens — depends on the source only, so it can be cached."""
+        return to_tokens(F.relu(self.query_conv(depth_features)))
+
+    def attend(self, query: Tensor, features: Tensor) -> Tensor:
+        """γ · softmax(q kᵀ) v + F_w, k and v from ``features`` (B×C×H×W), q from :meth:`project_query`
+        (batch B, or 1 for a cached source query: it is viewed as batch B without a copy)."""
+        b, c, h, w = features.shape
+        key = to_tokens(F.relu(self.key_conv(features)))
+        value = to_tokens(F.relu(self.value_conv(features)))
+        if query.shape[0] != b:  # only then: an always-traced expand breaks the ONNX export of the decode graph
+            query = query.expand(b, *query.shape[1:])
+        out = F.scaled_dot_product_attention(query.to(value.dtype), key, value, scale=1.0)
+        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        return self.gamma * out + features
+
+    def forward(self, depth_features: Tensor, features: Tensor) -> Tensor:
+        return self.attend(self.project_query(depth_features), features)

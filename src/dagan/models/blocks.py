@@ -66,6 +66,40 @@ class ResBlock2d(nn.Module):
         return x + out
 
 
+def level_channels(block_expansion: int, max_features: int, num_down_blocks: int) -> list[int]:
+    """Channels of the generator encoder's levels 0..n: C_0 = e, C_i = min(m, e·2^i) (level 0 = full size)."""
+    return [block_expansion] + [
+        min(max_features, block_expansion * 2 ** (i + 1)) for i in range(num_down_blocks)
+    ]
+
+
+def make_encoder(in_channels: int, channels: list[int]) -> tuple[SameBlock2d, nn.ModuleList]:
+    """The FOMM generator encoder: a 7×7 SameBlock stem (in → C_0) and 3×3 down blocks C_i → C_{i+1}."""
+    stem = SameBlock2d(in_channels, channels[0], kernel_size=7, padding=3)
+    return stem, nn.ModuleList(DownBlock2d(channels[i], channels[i + 1]) for i in range(len(channels) - 1))
+
+
+def run_encoder(x: Tensor, stem: nn.Module, down_blocks: nn.ModuleList) -> list[Tensor]:
+    """The feature map of every encoder level, finest first (built by :func:`make_encoder`)."""
+    features = [stem(x)]
+    for block in down_blocks:
+        features.append(block(features[-1]))
+    return features
+
+
+def make_up_blocks(channels: list[int]) -> nn.ModuleList:
+    """The decoder's 3×3 up blocks C_n → C_{n−1} → … → C_0, coarse to fine (mirror of the down blocks)."""
+    return nn.ModuleList(UpBlock2d(channels[i + 1], channels[i]) for i in reversed(range(len(channels) - 1)))
+
+
+def make_bottleneck(channels: int, num_blocks: int) -> nn.Sequential:
+    """``num_blocks`` 3×3 pre-activation residual blocks named ``r0``, ``r1``, … (the FOMM/DaGAN keys)."""
+    bottleneck = nn.Sequential()
+    for i in range(num_blocks):
+        bottleneck.add_module(f"r{i}", ResBlock2d(channels))
+    return bottleneck
+
+
 class HourglassEncoder(nn.Module):
     """``num_blocks`` down blocks; returns [input, f_1, …, f_n] for the skip connections."""
 
@@ -130,6 +164,8 @@ class AntiAliasInterpolation2d(nn.Module):
     σ = (1/scale − 1)/2, kernel 2·round(4σ)+1, zero padding — the FOMM/DaGAN anti-aliasing whose stored
     ``weight`` buffer is part of their checkpoints.
     """
+
+    weight: Tensor
 
     def __init__(self, channels: int, scale: float) -> None:
         super().__init__()

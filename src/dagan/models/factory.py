@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,9 +21,27 @@ from dagan.models.keypoints import KPDetector
 from dagan.models.pose import PoseNet
 
 
+@dataclass(frozen=True)
+class GeneratorVariant:
+    """One generator architecture: its class and the ``generator_params`` keys its constructor takes besides
+    the ones every generator takes (see :func:`build_generator`)."""
+
+    cls: type[Generator]
+    extra_keys: tuple[str, ...] = ()
+
+
+#: arch name → generator variant (``dagan-spade`` has no bottleneck: its SPADE decoder has three middle blocks)
+GENERATORS: dict[str, GeneratorVariant] = {
+    "dagan++": GeneratorVariant(DaganPPGenerator, ("num_bottleneck_blocks", "attention")),
+    "dagan": GeneratorVariant(DepthAwareGenerator, ("num_bottleneck_blocks",)),
+    "dagan-spade": GeneratorVariant(SPADEDepthAwareGenerator),
+    "fomm": GeneratorVariant(OcclusionAwareGenerator, ("num_bottleneck_blocks",)),
+}
+
+
 def uses_depth(cfg: Config) -> bool:
     """Whether the reenactment model needs the face depth net (keypoints or generator consume disparity)."""
-    return cfg.arch != "fomm" or cfg.model_params.kp_detector_params.use_depth
+    return GENERATORS[cfg.arch].cls.uses_depth or cfg.model_params.kp_detector_params.use_depth
 
 
 def build_kp_detector(cfg: Config) -> KPDetector:
@@ -42,9 +62,11 @@ def build_kp_detector(cfg: Config) -> KPDetector:
 
 
 def build_generator(cfg: Config) -> Generator:
+    """The generator of ``cfg.arch`` (:data:`GENERATORS`), from the shared keys and the variant's own."""
     mp = cfg.model_params
     gp = mp.generator_params
-    common = {
+    variant = GENERATORS[mp.arch]
+    kwargs: dict[str, Any] = {
         "num_channels": mp.common_params.num_channels,
         "num_kp": mp.common_params.num_kp,
         "block_expansion": gp.block_expansion,
@@ -54,15 +76,8 @@ def build_generator(cfg: Config) -> Generator:
         "dense_motion_params": dataclasses.asdict(gp.dense_motion_params),
         "align_corners": mp.align_corners,
     }
-    if mp.arch == "dagan++":
-        return DaganPPGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, attention=gp.attention, **common)
-    if mp.arch == "dagan":
-        return DepthAwareGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, **common)
-    if mp.arch == "dagan-spade":
-        return SPADEDepthAwareGenerator(**common)
-    if mp.arch == "fomm":
-        return OcclusionAwareGenerator(num_bottleneck_blocks=gp.num_bottleneck_blocks, **common)
-    raise ValueError(f"unknown arch {mp.arch!r}")  # pragma: no cover - validated by the config
+    kwargs.update({key: getattr(gp, key) for key in variant.extra_keys})
+    return variant.cls(**kwargs)
 
 
 def build_discriminator(cfg: Config) -> MultiScaleDiscriminator:
@@ -82,14 +97,14 @@ def build_discriminator(cfg: Config) -> MultiScaleDiscriminator:
 
 def build_depth_net(cfg: Config) -> FaceDepthNet:
     dp = cfg.model_params.depth_params
-    extra = {"width": dp.width} if dp.width != 1.0 else {}
+    extra: dict[str, Any] = {"width": dp.width} if dp.width != 1.0 else {}
     return FaceDepthNet(backbone=dp.backbone, num_scales=dp.num_scales, **extra)
 
 
 def build_pose_net(cfg: Config) -> PoseNet:
     dp = cfg.model_params.depth_params
     res = cfg.resolution
-    extra = {"width": dp.width} if dp.width != 1.0 else {}
+    extra: dict[str, Any] = {"width": dp.width} if dp.width != 1.0 else {}
     return PoseNet(
         **extra,
         backbone=dp.backbone,

@@ -105,6 +105,7 @@ class KPDetector(nn.Module):
         """Initialise the Jacobian head to predict the identity everywhere (weight 0, bias [1,0,0,1])."""
         if self.jacobian is None:
             return
+        assert self.jacobian.bias is not None  # built with a bias
         with torch.no_grad():
             self.jacobian.weight.zero_()
             self.jacobian.bias.copy_(torch.tensor(_IDENTITY_JACOBIAN * self.num_kp))

@@ -3,8 +3,8 @@
 One ResNet encoder on the two frames stacked along channels (6 input channels) feeds three heads:
 
 * pose: the Monodepth2 pose decoder (keys ``net.0..3``), 6-DoF motion as axis-angle + translation;
-* intrinsics: K per frame pair, as in "Depth from Videos in the Wild" (Gordon et al., 2019) — no camera
-  parameters are ever needed from the user (ARCHITECTURE.md §2);
+* intrinsics: K per frame pair (focal lengths and principal point learned), as in "Depth from Videos in the
+  Wild" (Gordon et al., 2019), so no camera parameters are ever needed from the user;
 * uncertainty: a stack of up-sampling blocks on the bottleneck ending in a sigmoid, U ∈ (0, 1) at the
   input resolution (paper Fig. 5(f)); absent in the FDN ablation.
 
@@ -87,6 +87,7 @@ class IntrinsicsHead(nn.Module):
         nn.init.zeros_(self.principal.weight)
         focal_w = DEFAULT_FOCAL_OVER_WIDTH
         focal_h = DEFAULT_FOCAL_OVER_WIDTH * width / height  # square pixels: fy = fx in pixels
+        assert self.focal.bias is not None and self.principal.bias is not None  # built with biases
         with torch.no_grad():
             prior = torch.tensor([focal_w, focal_h]) - MIN_FOCAL_OVER_SIZE
             self.focal.bias.copy_(prior.apply_(_inverse_softplus))
@@ -143,6 +144,9 @@ class PoseNet(nn.Module):
     512×8×8 (ResNet-50: 2048×8×8). We up-sample from whatever the bottleneck is, five ×2 blocks to reach the
     input resolution.
     """
+
+    fixed_focal: Tensor
+    fixed_principal: Tensor
 
     def __init__(
         self,

@@ -126,6 +126,12 @@ class ResNet(nn.Module):
     names and shapes are torchvision's.
     """
 
+    # the four stages, added by name in __init__ (torchvision's parameter names)
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, backbone: str = "resnet18", num_input_images: int = 1, width: float = 1.0) -> None:
         super().__init__()
         spec = _check_backbone(backbone)
@@ -190,7 +196,7 @@ def detect_backbone(state_dict: Mapping[str, object]) -> str:
     Works with any key prefix (``encoder.``, ``module.encoder.`` …). Bottleneck nets are recognised by
     ``layer1.0.conv3`` (absent from ResNet-18/34); the depth by the number of blocks in each stage.
     """
-    blocks = [set() for _ in range(4)]
+    blocks: list[set[int]] = [set() for _ in range(4)]
     bottleneck = False
     for key in state_dict:
         parts = str(key).split(".")

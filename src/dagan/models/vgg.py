@@ -5,7 +5,9 @@ Parameter names follow torchvision's ``features.N.weight`` / ``features.N.bias``
 state dict (``vgg19-dcbb9e9d.pth``) loads directly; torchvision itself is not used (it does not install
 beside our torch).
 
-Weights (see ARCHITECTURE.md §2 "Perceptual loss backbone"):
+Weights. The paper's perceptual loss uses ImageNet VGG-19, but its weights are a download that offline
+machines cannot make; VGG-16 weights installed with the package stand in for them, and the backbone in use
+is logged (:func:`perceptual_backbone`) and recorded in training checkpoints:
 
 * VGG-19 (the paper's backbone): read from the torch hub cache or downloaded from the torchvision URL by
   :func:`load_vgg19_imagenet`. Without internet and without a cached file it raises
@@ -26,6 +28,7 @@ Feature taps (the ReLU outputs returned by :class:`VGGFeatures`):
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import io
@@ -33,7 +36,7 @@ import logging
 import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -45,6 +48,7 @@ from dagan.isolated_packages import install_command
 logger = logging.getLogger(__name__)
 
 Arch = Literal["vgg16", "vgg19"]
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 # Channels per conv, "M" = 2×2 max-pool (torchvision configurations "D" and "E").
 VGG_CONFIGS: dict[str, list[int | str]] = {
@@ -114,6 +118,9 @@ class VGGFeatures(nn.Module):
     strict loading) but the forward pass stops at the last tap.
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(
         self, arch: Arch = "vgg19", taps: Sequence[str] | None = None, normalize_input: bool = True
     ) -> None:
@@ -172,7 +179,7 @@ class VGGFeatures(nn.Module):
         self.source = source
 
 
-def freeze(module: nn.Module) -> nn.Module:
+def freeze(module: ModuleT) -> ModuleT:
     """Eval mode and ``requires_grad = False`` for every parameter; returns the module."""
     module.eval()
     for p in module.parameters():
@@ -230,10 +237,9 @@ def load_vgg19_imagenet(
 def _numpy_reconstruct() -> Any:
     """numpy's array-unpickling helper (``numpy._core`` in numpy ≥ 2, ``numpy.core`` before)."""
     try:
-        from numpy._core.multiarray import _reconstruct  # type: ignore[attr-defined]
+        return importlib.import_module("numpy._core.multiarray")._reconstruct
     except ImportError:  # numpy < 1.26
-        from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
-    return _reconstruct
+        return importlib.import_module("numpy.core.multiarray")._reconstruct
 
 
 def _safe_dtype(*args: Any) -> np.dtype:

@@ -2,23 +2,20 @@
 ``ROOT/{train,test}/<person>#<video>#<tube>`` layout, or the standard VoxCeleb crops from their metadata.
 
 :mod:`dagan.prepare.tubes` is the per-video pipeline, :mod:`dagan.prepare.metadata` the VoxCeleb metadata
-format, :mod:`dagan.prepare.runner` the parallel, resumable batch driver.
+format, :mod:`dagan.prepare.planning` turns the inputs into jobs, :mod:`dagan.prepare.runner` is the
+parallel, resumable batch driver.
 """
 
 from dagan.prepare.metadata import MetadataRow, frame_range, read_metadata, scaled_box
-from dagan.prepare.runner import (
+from dagan.prepare.planning import (
     MetadataJob,
-    PrepareOptions,
-    PrepareSummary,
     VideoJob,
-    VideoResult,
     collect_videos,
     held_out_identities,
     plan_metadata_jobs,
     plan_video_jobs,
-    prepare,
-    run_job,
 )
+from dagan.prepare.runner import PrepareOptions, PrepareSummary, VideoResult, prepare, run_job
 from dagan.prepare.tubes import (
     END_CAUSES,
     Segment,

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dagan.data.video import VideoInfo, VideoWriter, iter_frames, probe_video, staging_folder
+from dagan.data.frame_folder_writer import FrameFolderWriter
+from dagan.data.video import VideoInfo, VideoWriter, iter_frames, probe_video
 from dagan.errors import DaganError, InputError
 from dagan.faces import (
     FaceBox,
@@ -267,38 +268,6 @@ def _with_reason(seg: Segment, reason: str) -> Segment:
 # --------------------------------------------------------------------------- pass 2: writing
 
 
-class FrameFolderWriter:
-    """Streaming writer of a frame folder (``0000000.png``, ``0000001.png``, …): frames go to a hidden
-    temporary folder beside ``folder``, which replaces ``folder`` on :meth:`close` (no half-written clips)."""
-
-    def __init__(self, folder: str | os.PathLike[str], compress_level: int = 3) -> None:
-        self.path = Path(folder)
-        self.compress_level = compress_level
-        self.frames_written = 0
-        self._tmp: Path | None = None
-
-    def write(self, frame: np.ndarray) -> None:
-        if self._tmp is None:
-            self._tmp = staging_folder(self.path)  # the usual permissions, unlike mkdtemp's 0700
-        Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(
-            self._tmp / f"{self.frames_written:07d}.png", compress_level=self.compress_level
-        )
-        self.frames_written += 1
-
-    def close(self) -> None:
-        if self._tmp is None:
-            raise InputError(f"no frames were written to '{self.path}'")
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self._tmp, self.path)
-        self._tmp = None
-
-    def abort(self) -> None:
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
-
-
 ClipWriter = VideoWriter | FrameFolderWriter
 
 
@@ -313,7 +282,7 @@ def open_clip_writer(path: Path, fmt: str, fps: Fraction | float, crf: int = 18)
     """A streaming writer for one clip (temporary name, renamed on close)."""
     if fmt == "mp4":
         return VideoWriter(path, fps, crf=crf)
-    return FrameFolderWriter(path)
+    return FrameFolderWriter(path, replace=True)
 
 
 @dataclass(frozen=True)

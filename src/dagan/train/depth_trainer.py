@@ -11,17 +11,16 @@ One step, for a batch of frame pairs (I_t target, I_{t+1} source):
    edge-aware smoothness on σ_s at its own resolution, divided by 2^s as in Monodepth2) is averaged over
    the scales.
 
-Both networks are optimised jointly with Adam. The batch of step n is a pure function of (seed, n)
-(:class:`StepBatchSampler`), so a run resumed from a checkpoint continues exactly as if uninterrupted.
+Both networks are optimised jointly with Adam (:class:`DepthTrainer`), stepped by the loop shared with
+reenactment training (:func:`dagan.train.loop.train_loop`). The batch of step n is a pure function of
+(seed, n) (:class:`dagan.train.sampling.StreamBatchSampler`), so a run resumed from a checkpoint continues
+exactly as if uninterrupted.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from dagan.checkpoint import atomic_torch_save, build_checkpoint, load_checkpoint, load_module_state, restore_rng_state
+from dagan.checkpoints.depth import DEPTH_NET_KEYS, adopt_depth_params
+from dagan.checkpoints.format import build_checkpoint, load_checkpoint, load_module_state
+from dagan.checkpoints.rng_state import restore_rng_state
 from dagan.config import Config, ConfigError, config_from_dict
 from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
 from dagan.devices import resolve_device
@@ -39,15 +40,15 @@ from dagan.errors import CheckpointError, InputError
 from dagan.geometry.camera import disparity_to_depth, inverse_warp, pose_vector_to_matrix
 from dagan.losses import depth_loss, min_reprojection_error
 from dagan.models.factory import build_depth_net, build_pose_net
-from dagan.models.loading import DEPTH_NET_KEYS, adopt_depth_params
+from dagan.train.loop import LoopPlan, TrainResult, check_not_finished, end_step, train_loop
 from dagan.train.run import TrainingRun, check_resume_compatible, seed_everything
+from dagan.train.sampling import StreamBatchSampler, step_loader
 
 __all__ = [
     "RESUME_KEYS",
-    "DepthTrainResult",
+    "DepthFullModel",
     "DepthTrainer",
     "FramePairDataset",
-    "StepBatchSampler",
     "find_videos",
     "train_depth",
 ]
@@ -148,89 +149,22 @@ class FramePairDataset(Dataset):
         return {"target": tensor[0], "source": tensor[1], "video": v, "frame": t}
 
 
-def _mix(*values: int) -> int:
-    """A stable 63-bit seed from integers (independent of Python's hash randomisation)."""
-    digest = hashlib.blake2b(",".join(map(str, values)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+# --------------------------------------------------------------------------- the objective and the trainer
 
 
-class StepBatchSampler(Sampler[list[tuple[int, bool, bool]]]):
-    """Batches for steps ``start_step .. end_step−1``; the batch of step n depends only on (seed, n).
+class DepthFullModel(nn.Module):
+    """The depth net, the pose net and the FDN++ objective for one batch of frame pairs (see the module
+    docstring). When the depth net is frozen it stays in eval mode."""
 
-    Samples are drawn without replacement within an epoch (a seeded permutation per epoch); flips are
-    seeded per (epoch, sample) and enabled by ``hflip`` / ``tflip``.
-    """
-
-    def __init__(
-        self, num_items: int, batch_size: int, seed: int, start_step: int, end_step: int,
-        hflip: bool = False, tflip: bool = False,
-    ) -> None:
-        self.n, self.batch_size, self.seed = int(num_items), int(batch_size), int(seed)
-        self.start_step, self.end_step = int(start_step), int(end_step)
-        self.hflip, self.tflip = hflip, tflip
-        self._perm_cache: dict[int, Tensor] = {}
-
-    def _perm(self, epoch: int) -> Tensor:
-        if epoch not in self._perm_cache:
-            self._perm_cache = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(
-                _mix(self.seed, epoch)))}
-        return self._perm_cache[epoch]
-
-    def batch(self, step: int) -> list[tuple[int, bool, bool]]:
-        out = []
-        for k in range(step * self.batch_size, (step + 1) * self.batch_size):
-            epoch, pos = divmod(k, self.n)
-            flips = _mix(self.seed, epoch, pos, 7)
-            out.append((int(self._perm(epoch)[pos]), self.hflip and bool(flips & 1), self.tflip and bool(flips & 2)))
-        return out
-
-    def __iter__(self) -> Iterator[list[tuple[int, bool, bool]]]:
-        for step in range(self.start_step, self.end_step):
-            yield self.batch(step)
-
-    def __len__(self) -> int:
-        return max(self.end_step - self.start_step, 0)
-
-
-# --------------------------------------------------------------------------- the model + loss
-
-
-class DepthTrainer(nn.Module):
-    """The depth net, the pose net, their optimiser/scheduler, and the FDN++ objective for one batch."""
-
-    def __init__(self, cfg: Config, device: str | torch.device = "cpu") -> None:
+    def __init__(self, cfg: Config) -> None:
         super().__init__()
-        self.cfg = cfg
         self.params = cfg.depth_train_params
         self.depth_params = cfg.model_params.depth_params
         self.depth_net = build_depth_net(cfg)
         self.pose_net = build_pose_net(cfg)
-        self.to(device)
-        self.device = torch.device(device)
-        self.optimizer = _adam(list(self.parameters()), self.params.lr)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
-        )
         self.depth_frozen = False
 
-    @property
-    def uses_uncertainty(self) -> bool:
-        return self.pose_net.predicts_uncertainty
-
-    def freeze_depth_net(self, state: Mapping[str, Any], source: str | Path) -> None:
-        """Load trained depth-net weights and keep them fixed: from now on only the pose net (motion,
-        intrinsics and uncertainty heads) is optimised. The frozen net stays in eval mode, so its BatchNorm
-        uses the stored statistics and the pose net learns against the disparities inference produces."""
-        load_module_state(self.depth_net, state, "depth_net", source)
-        self.depth_net.requires_grad_(False)
-        self.optimizer = _adam(list(self.pose_net.parameters()), self.params.lr)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            self.optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
-        )
-        self.depth_frozen = True
-        self.train(self.training)
-
-    def train(self, mode: bool = True) -> DepthTrainer:
+    def train(self, mode: bool = True) -> DepthFullModel:
         super().train(mode)
         if getattr(self, "depth_frozen", False):
             self.depth_net.eval()
@@ -260,17 +194,67 @@ class DepthTrainer(nn.Module):
         return {"losses": losses, "disparity": disps[0], "uncertainty": U, "intrinsics": K,
                 "reconstruction": warped0, "pose": pose}
 
-    def train_step(self, target: Tensor, source: Tensor) -> dict[str, Any]:
-        self.train()
-        out = self(target.to(self.device), source.to(self.device))
+
+class DepthTrainer:
+    """:class:`DepthFullModel` with its Adam optimiser and step-wise MultiStepLR: one step per :meth:`step`,
+    the whole state as a depth checkpoint (:meth:`state_dict` / :meth:`load_state_dict`)."""
+
+    progress_keys: tuple[str, ...] = ("loss/total", "depth/photometric_error")
+
+    def __init__(self, cfg: Config, device: str | torch.device = "cpu", data_root: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.params = cfg.depth_train_params
+        self.device = torch.device(device)
+        self.model = DepthFullModel(cfg).to(self.device)
+        self.optimizer, self.scheduler = self._optimise(list(self.model.parameters()))
+        self.steps_done = 0
+        self.meta = {} if data_root is None else {"data_root": str(data_root)}
+        self._shown: dict[str, Any] = {}
+
+    def _optimise(self, params: list[nn.Parameter]) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.MultiStepLR]:
+        optimizer = _adam(params, self.params.lr)
+        return optimizer, torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(self.params.lr_milestones), gamma=0.1
+        )
+
+    @property
+    def depth_net(self) -> nn.Module:
+        return self.model.depth_net
+
+    @property
+    def pose_net(self) -> nn.Module:
+        return self.model.pose_net
+
+    @property
+    def uses_uncertainty(self) -> bool:
+        return self.model.pose_net.predicts_uncertainty
+
+    def freeze_depth_net(self, state: Mapping[str, Any], source: str | Path) -> None:
+        """Load trained depth-net weights and keep them fixed: from now on only the pose net (motion,
+        intrinsics and uncertainty heads) is optimised. The frozen net stays in eval mode, so its BatchNorm
+        uses the stored statistics and the pose net learns against the disparities inference produces."""
+        load_module_state(self.model.depth_net, state, "depth_net", source)
+        self.model.depth_net.requires_grad_(False)
+        self.optimizer, self.scheduler = self._optimise(list(self.model.pose_net.parameters()))
+        self.model.depth_frozen = True
+        self.model.train(self.model.training)
+
+    def step(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
+        """One Adam step on a batch of frame pairs (``target``, ``source``); the scalars to log."""
+        target, source = batch["target"].to(self.device), batch["source"].to(self.device)
+        self.model.train()
+        out = self.model(target, source)
         self.optimizer.zero_grad(set_to_none=True)
         out["losses"]["total"].backward()
         self.optimizer.step()
         self.scheduler.step()
-        return out
+        self.steps_done += 1
+        self._shown = {"target": target, "source": source, "disparity": out["disparity"].detach(),
+                       "uncertainty": None if out["uncertainty"] is None else out["uncertainty"].detach(),
+                       "reconstruction": out["reconstruction"].detach()}
+        return self._scalars(out, self.cfg.resolution)
 
-    def scalars(self, out: Mapping[str, Any], width: int) -> dict[str, float]:
-        """Scalars to log for a step's output."""
+    def _scalars(self, out: Mapping[str, Any], width: int) -> dict[str, float]:
         losses = out["losses"]
         values = {f"loss/{k}": float(v.detach()) for k, v in losses.items() if k in
                   ("total", "photometric", "smoothness", "uncertainty_reg")}
@@ -282,34 +266,37 @@ class DepthTrainer(nn.Module):
             values["depth/uncertainty_mean"] = float(out["uncertainty"].detach().mean())
         values["lr"] = float(self.optimizer.param_groups[0]["lr"])
         return values
-
     @torch.no_grad()
-    def visuals(self, target: Tensor, source: Tensor, out: Mapping[str, Any]) -> dict[str, Tensor]:
-        """Columns of the TensorBoard image grid: frame, disparity, uncertainty, reconstruction, auto-mask."""
-        recon = out["reconstruction"].detach()
+    def visuals(self) -> dict[str, Tensor]:
+        """Columns of the image grid of the last step: frame, source, disparity, uncertainty, reconstruction and
+        auto-mask."""
+        shown = self._shown
+        target, source, recon = shown["target"], shown["source"], shown["reconstruction"]
         _, mask = min_reprojection_error(target, recon, source, self.params.ssim_alpha, True)
-        cols = {"frame": target, "source": source, "disparity": out["disparity"].detach()}
-        if out["uncertainty"] is not None:
-            cols["uncertainty"] = out["uncertainty"].detach()
+        cols = {"frame": target, "source": source, "disparity": shown["disparity"]}
+        if shown["uncertainty"] is not None:
+            cols["uncertainty"] = shown["uncertainty"]
         cols["reconstruction"] = recon
         cols["automask"] = mask
         return cols
 
     # ------------------------------------------------------------------ checkpoints
-    def checkpoint(self, step: int, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
+        """The depth checkpoint: both nets, optimiser, scheduler, step and random state."""
         return build_checkpoint(
             kind="depth", config=self.cfg.to_dict(),
-            modules={"depth_net": self.depth_net, "pose_net": self.pose_net},
+            modules={"depth_net": self.model.depth_net, "pose_net": self.model.pose_net},
             optimizers={"adam": self.optimizer}, schedulers={"lr": self.scheduler},
-            step=step, meta=meta,
+            step=self.steps_done, meta=self.meta,
         )
 
-    def load(self, ckpt: Mapping[str, Any], source: str | Path) -> None:
+    def load_state_dict(self, ckpt: Mapping[str, Any], source: str | Path) -> None:
+        """Continue from a depth checkpoint (its nets strictly, optimiser, scheduler, step, random state)."""
         modules, opts, scheds = ckpt.get("modules", {}), ckpt.get("optimizers", {}), ckpt.get("schedulers", {})
         for name in ("depth_net", "pose_net"):
             if name not in modules:
                 raise CheckpointError(f"cannot resume from {source}: it has no '{name}' weights")
-            load_module_state(getattr(self, name), modules[name], name, source)
+            load_module_state(getattr(self.model, name), modules[name], name, source)
         if "adam" not in opts or "lr" not in scheds:
             raise CheckpointError(f"cannot resume from {source}: it holds no optimizer/scheduler state")
         try:
@@ -319,6 +306,9 @@ class DepthTrainer(nn.Module):
         self.scheduler.load_state_dict(scheds["lr"])
         # A config may change the milestones between runs: the current config wins.
         self.scheduler.milestones = type(self.scheduler.milestones)(self.params.lr_milestones)
+        self.steps_done = int(ckpt.get("step", 0))
+        if ckpt.get("rng"):
+            restore_rng_state(ckpt["rng"])
 
 
 def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
@@ -330,30 +320,7 @@ def _adam(params: list[nn.Parameter], lr: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
 
-# --------------------------------------------------------------------------- the loop
-
-
-@dataclass
-class DepthTrainResult:
-    run_dir: Path
-    step: int
-    checkpoint: Path | None
-    #: the scalars of the last logged step
-    last: dict[str, float]
-    seconds: float
-
-
-def _link_latest(path: Path, latest: Path, obj: Mapping[str, Any]) -> None:
-    """Point ``latest`` at the checkpoint ``path`` atomically: a hard link renamed over ``latest`` (no second
-    copy of a file of several hundred MB); where hard links are unsupported, an atomic second save."""
-    tmp = latest.with_name(f".{latest.name}.{os.getpid()}.link")
-    try:
-        tmp.unlink(missing_ok=True)
-        os.link(path, tmp)
-        os.replace(tmp, latest)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        atomic_torch_save(obj, latest)
+# --------------------------------------------------------------------------- the run
 
 
 def train_depth(
@@ -371,20 +338,20 @@ def train_depth(
     max_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
     frozen_depth: str | Path | None = None,
-) -> DepthTrainResult:
+) -> TrainResult:
     """Train FDN++ (FDN when ``model_params.depth_params.uncertainty`` is false) on the videos under
     ``data_root`` and return where the run went.
 
     ``max_steps`` replaces ``depth_train_params.num_steps`` (the step count at which training stops, also
     when resuming). ``max_seconds`` stops early (after a checkpoint) once that many seconds of ``clock``
-    (default wall time) have passed — used by benchmarks with a time budget. ``resume`` continues a run
-    from one of its checkpoints. ``frozen_depth`` (a depth or reenactment checkpoint) supplies a trained
-    depth net that is kept fixed while only the pose net trains (see :meth:`DepthTrainer.freeze_depth_net`).
+    (default wall time) have passed — used by benchmarks with a time budget. Ctrl-C stops after the step in
+    progress, with a checkpoint, and raises :class:`KeyboardInterrupt` (see :mod:`dagan.train.loop`).
+    ``resume`` continues a run from one of its checkpoints. ``frozen_depth`` (a depth or reenactment
+    checkpoint) supplies a trained depth net that is kept fixed while only the pose net trains (see
+    :meth:`DepthTrainer.freeze_depth_net`).
     """
     p = cfg.depth_train_params
-    total = int(max_steps if max_steps is not None else p.num_steps)
-    if total < 1:
-        raise InputError(f"--max-steps must be at least 1, got {total}")
+    end, end_source = end_step(max_steps, p.num_steps, f"depth_train_params.num_steps {p.num_steps}")
     dev = resolve_device(device)
     ckpt = None
     if resume is not None:
@@ -404,66 +371,25 @@ def train_depth(
 
     dataset = FramePairDataset(data_root, cfg.resolution, p.frame_gap)
     seed_everything(p.seed)
-    trainer = DepthTrainer(cfg, dev)
+    trainer = DepthTrainer(cfg, dev, data_root=data_root)
     if frozen is not None:
-        trainer.freeze_depth_net(frozen["modules"]["depth_net"], frozen_depth)
-    start = 0
+        trainer.freeze_depth_net(frozen["modules"]["depth_net"], frozen_depth)  # type: ignore[arg-type]
     if ckpt is not None:
-        trainer.load(ckpt, resume)
-        start = int(ckpt.get("step", 0))
-        if ckpt.get("rng"):
-            restore_rng_state(ckpt["rng"])
-        if start >= total:
-            raise InputError(f"{resume} is already at step {start}; pass a larger --max-steps to train on")
+        trainer.load_state_dict(ckpt, resume)  # type: ignore[arg-type]
+        check_not_finished(resume, trainer.steps_done, end, end_source)  # type: ignore[arg-type]
+    start = trainer.steps_done
 
     flips = cfg.dataset_params.augmentation_params.flip_param
-    sampler = StepBatchSampler(len(dataset), p.batch_size, p.seed, start, total, flips.horizontal_flip,
-                               flips.time_flip)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=p.num_workers,
-                        pin_memory=dev.type == "cuda", persistent_workers=False)
-
+    sampler = StreamBatchSampler(len(dataset), p.batch_size, p.seed, start, end, flips.horizontal_flip,
+                                 flips.time_flip)
+    loader = step_loader(dataset, sampler, p.num_workers, pin_memory=dev.type == "cuda")
     run = TrainingRun.create(out=out, config=cfg, config_path=config_path, resume=resume, echo=echo,
                              tensorboard=tensorboard)
-    ckpt_path: Path | None = None
-    last: dict[str, float] = {}
-    t0, c0 = time.monotonic(), clock()
-    step = start
     with run:
         what = "FDN++" if trainer.uses_uncertainty else "FDN"
         run.log(f"{what} depth training: {len(dataset.videos)} videos, {len(dataset)} frame pairs, "
-                f"{cfg.resolution}x{cfg.resolution}, steps {start}->{total}, device {dev}"
-                + (f", resumed from {resume}" if resume else ""))
-        bar = run.progress(total, initial=start, desc=what, show=show_progress)
-
-        def save(step_: int) -> Path:
-            obj = trainer.checkpoint(step_, meta={"data_root": str(data_root)})
-            path = atomic_torch_save(obj, run.checkpoint_path(step_))
-            _link_latest(path, run.latest_checkpoint, obj)
-            return path
-
-        try:
-            for batch in loader:
-                target, source = batch["target"].to(dev), batch["source"].to(dev)
-                out_ = trainer.train_step(target, source)
-                step += 1
-                losses = out_["losses"]
-                bar.update(1, {"loss": float(losses["total"].detach()), "pe": float(losses["photometric_error"])})
-                if step % p.log_freq == 0 or step == total or step == start + 1:
-                    last = trainer.scalars(out_, cfg.resolution)
-                    run.scalars(step, last)
-                if step % p.visual_freq == 0 or step == total:
-                    run.images(step, "train", trainer.visuals(target, source, out_))
-                out_of_time = max_seconds is not None and clock() - c0 >= max_seconds
-                if step % p.checkpoint_freq == 0 or step == total or out_of_time:
-                    ckpt_path = save(step)
-                if out_of_time:
-                    run.log(f"time budget of {max_seconds:.0f} s reached at step {step}")
-                    break
-        except KeyboardInterrupt:
-            if step > start and (ckpt_path is None or ckpt_path != run.checkpoint_path(step)):
-                ckpt_path = save(step)  # Ctrl-C keeps the work done: resume from latest.pt
-            run.log(f"interrupted at step {step}; resume with --resume {run.latest_checkpoint}")
-            raise
-        run.log(f"finished at step {step}; checkpoint {ckpt_path}")
-    return DepthTrainResult(run.dir, step, ckpt_path, last, time.monotonic() - t0)
-
+                f"{cfg.resolution}x{cfg.resolution}, steps {start}->{end}, device {dev}")
+        plan = LoopPlan(end=end, end_source=end_source, log_every=p.log_freq, visual_every=p.visual_freq,
+                        checkpoint_every=p.checkpoint_freq, max_seconds=max_seconds)
+        return train_loop(trainer, loader, run, plan, resumed_from=resume, clock=clock, show_progress=show_progress,
+                          desc=what)

@@ -1,4 +1,4 @@
-"""One process or many under ``torchrun``: process group, samplers, DDP wrapping, rank-0 helpers.
+"""One process or many under ``torchrun``: process group, DDP wrapping, collective helpers.
 
 ``torchrun --nproc_per_node N ...`` sets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and
 ``MASTER_PORT``; :func:`init_distributed` reads them and joins the process group (NCCL when the processes
@@ -9,28 +9,25 @@ the same training code runs with and without a launcher.
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, DistributedSampler, Sampler
 
+from dagan.devices import resolve_device
 from dagan.errors import DaganError
 
 __all__ = [
     "DistEnv",
-    "OffsetSampler",
     "all_reduce_mean",
     "any_rank",
     "barrier",
     "cleanup_distributed",
     "init_distributed",
-    "make_sampler",
     "maybe_sync_batchnorm",
     "wrap_ddp",
 ]
@@ -65,16 +62,12 @@ def _env_int(name: str, default: int) -> int:
         raise DaganError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
-    """``requested`` ("cpu", "cuda", "cuda:1"), else this process's GPU when CUDA exists, else the CPU."""
-    if requested in (None, "", "auto"):
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DaganError(f"device {requested!r} asked for, but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
+def _process_device(requested: str | None, local_rank: int) -> torch.device:
+    """``requested`` (see :func:`dagan.devices.resolve_device`); an unnumbered CUDA device becomes this process's
+    GPU, ``cuda:LOCAL_RANK``."""
+    device = resolve_device(requested)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
     return device
 
 
@@ -87,7 +80,7 @@ def init_distributed(device: str | None = None) -> DistEnv:
     world = _env_int("WORLD_SIZE", 1)
     rank = _env_int("RANK", 0)
     local_rank = _env_int("LOCAL_RANK", 0)
-    dev = pick_device(device, local_rank)
+    dev = _process_device(device, local_rank)
     if world <= 1:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
@@ -113,29 +106,6 @@ def cleanup_distributed(env: DistEnv) -> None:
 def barrier(env: DistEnv) -> None:
     if env.distributed:
         dist.barrier()
-
-
-def make_sampler(dataset: Dataset, env: DistEnv, seed: int, shuffle: bool = True) -> DistributedSampler:
-    """A :class:`DistributedSampler` (also for one process, so the sample order does not depend on the world
-    size): a permutation seeded by ``seed + epoch`` (call ``set_epoch``), rank r takes positions r, r+W, ….
-    The tail that does not fill every rank is dropped."""
-    return DistributedSampler(
-        dataset, num_replicas=env.world_size, rank=env.rank, shuffle=shuffle, seed=seed, drop_last=True
-    )
-
-
-class OffsetSampler(Sampler[int]):
-    """Yield the indices of ``sampler`` from position ``offset`` on (resuming in the middle of an epoch)."""
-
-    def __init__(self, sampler: Sampler[int], offset: int = 0) -> None:
-        self.sampler = sampler
-        self.offset = max(0, int(offset))
-
-    def __iter__(self) -> Iterator[int]:
-        return itertools.islice(iter(self.sampler), self.offset, None)
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.offset)  # type: ignore[arg-type]
 
 
 def maybe_sync_batchnorm(module: nn.Module, env: DistEnv) -> nn.Module:

@@ -31,7 +31,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -43,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dagan.atomic_files import make_public
+from dagan.atomic_files import write_png_atomic
 from dagan.config import Config, dump_config
 from dagan.errors import CheckpointError, InputError
 
@@ -203,25 +202,11 @@ def image_grid(
 
 def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> Path:
     """Write a 3×H×W float tensor in [0, 1] (or an H×W×3 uint8 array) as an 8-bit PNG, atomically."""
-    from PIL import Image
-
     if isinstance(image, torch.Tensor):
         arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     else:
         arr = np.asarray(image)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    make_public(fd)
-    os.close(fd)
-    try:
-        Image.fromarray(arr).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_png_atomic(path, arr)
 
 
 # --------------------------------------------------------------------------- progress

@@ -6,7 +6,7 @@ progress bar and Cancel, then the outputs: the result video (with the driving au
 video, the source's depth map and its 3-D view, and every file for download. An Examples row holds the
 bundled photo and clip.
 
-Every job runs :func:`dagan.web.jobs.run_job` — :meth:`Animator.animate`, the same call as
+Every job runs :func:`dagan.web.jobs.run_job` — the video job of :meth:`Animator.animate`, the same as
 ``dagan animate`` — in a folder of its own that is removed once the page has its results. Jobs are queued
 (``concurrency`` at a time). A user mistake shows the CLI's one-line message in the page; the server goes
 on serving.
@@ -26,9 +26,9 @@ from typing import Any
 import gradio as gr
 
 from dagan.errors import DaganError, InputError
+from dagan.infer.options import AnimateOptions
 from dagan.web.jobs import (
     JobCancelled,
-    JobOptions,
     Limits,
     ProgressMeter,
     check_upload,
@@ -224,14 +224,14 @@ def build_app(animator: Any, settings: PageSettings) -> tuple[Any, dict[str, Any
                     raise InputError("no source face: upload a photo (or a video) first")
                 if paths["driving"] is None:
                     raise InputError("no driving video: upload or record one first")
-                options = JobOptions(
+                options = AnimateOptions(
                     relative=mode_ == "relative",
                     adapt_scale=bool(adapt_scale_),
                     find_best_frame=mode_ == "relative" and anchor_ == ANCHORS[1],
                     best_frame=int(anchor_frame_ or 0) if mode_ == "relative" and anchor_ == ANCHORS[2] else None,
                     crop=bool(crop_),
                     crop_scale=float(crop_scale_),
-                    paste_back=bool(paste_back_),
+                    paste_back=bool(paste_back_) and bool(crop_),  # the box is greyed out without a crop
                     smooth=float(smooth_ or 0.0),
                     max_frames=int(max_frames_) if max_frames_ else None,
                     audio=bool(audio_),

@@ -1,9 +1,9 @@
 """One web animation job, without any Gradio: checks on what the browser uploaded, the server's limits, a
 per-job folder that is always removed, progress reporting and cancellation.
 
-The animation itself is :meth:`dagan.infer.animator.Animator.animate` — the very call ``dagan animate``
-makes — followed by the page's extras: a side-by-side video (source | driving | result | source depth),
-the source's depth map and its 3-D point cloud.
+The animation itself is a :class:`dagan.infer.video_job.VideoJob` — what ``dagan animate`` runs — with one
+more output sink, the page's side-by-side video (source | driving | result | source depth); then the source's
+depth map and its 3-D point cloud are written.
 """
 
 from __future__ import annotations
@@ -17,14 +17,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dagan.errors import DaganError, InputError
 
+if TYPE_CHECKING:
+    from dagan.infer.animator import Animator
+    from dagan.infer.options import AnimateOptions
+
 __all__ = [
     "JobCancelled",
-    "JobOptions",
     "JobOutputs",
     "Limits",
     "ProgressMeter",
@@ -52,22 +56,6 @@ class Limits:
     max_upload_mb: float = 200.0  # any uploaded file (enforced by the web server on upload)
     max_video_seconds: float = 120.0  # the part of the driving video to animate
     max_image_megapixels: float = 50.0  # the source picture, checked from its header before decoding
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """The page's options: those of ``dagan animate`` (see its ``--help``)."""
-
-    relative: bool = True
-    adapt_scale: bool = True
-    find_best_frame: bool = False
-    best_frame: int | None = None
-    crop: bool = True
-    crop_scale: float = 1.8
-    paste_back: bool = True
-    smooth: float = 0.0
-    max_frames: int | None = None
-    audio: bool = True
 
 
 @dataclass
@@ -130,7 +118,7 @@ class ProgressMeter:
     """Turns the animator's ``(stage, done, total)`` callbacks into ``report(fraction, text)`` calls with
     frames done, frames per second and the time left, and stops the job once ``cancel`` is set."""
 
-    STAGES = {"faces": "finding faces", "animate": "animating", "compose": "side-by-side video"}
+    STAGES = {"faces": "finding faces", "animate": "animating"}
 
     def __init__(self, report: Report | None = None, cancel: threading.Event | None = None) -> None:
         self.report = report
@@ -161,34 +149,27 @@ class ProgressMeter:
 
 
 def run_job(
-    animator: object,
+    animator: Animator,
     source: Path,
     driving: Path,
-    options: JobOptions,
+    options: AnimateOptions,
     folder: Path,
     limits: Limits = Limits(),  # noqa: B008 — frozen, never mutated
     meter: ProgressMeter | None = None,
 ) -> JobOutputs:
-    """Animate ``source`` with ``driving`` into ``folder``: ``result.mp4`` (through
-    :meth:`Animator.animate`, as ``dagan animate`` does), ``side_by_side.mp4`` (source | driving | result
-    | source depth, with the driving audio), ``source_depth.png``, ``source_points.ply`` and
-    ``source_points.glb`` (the last three only for depth-aware models). User mistakes raise
-    :class:`dagan.errors.DaganError` with the CLI's one-line messages; Cancel raises :class:`JobCancelled`."""
-    from dagan.data.video import VideoWriter, iter_frames, list_frame_files, probe_video, read_image
-    from dagan.infer.animator import PANEL_HEIGHT, Animator, check_options, stack_panels
+    """Animate ``source`` with ``driving`` into ``folder``: ``result.mp4`` (the video job of ``dagan
+    animate``), ``side_by_side.mp4`` (source | driving | result | source depth, with the driving audio),
+    ``source_depth.png``, ``source_points.ply`` and ``source_points.glb`` (the last three only for
+    depth-aware models). User mistakes raise :class:`dagan.errors.DaganError` with the CLI's one-line
+    messages; Cancel raises :class:`JobCancelled`."""
+    import torch.nn.functional as F
 
-    assert isinstance(animator, Animator)
+    from dagan.data.video import probe_video, resize_rgb
+    from dagan.infer.sinks import PANEL_HEIGHT, SideBySideSink, VideoFileSink, depth_preview
+
     meter = meter if meter is not None else ProgressMeter()
     result = folder / "result.mp4"
-    check_options(
-        result,
-        smooth=options.smooth,
-        crop=options.crop,
-        paste_back=options.paste_back and options.crop,
-        find_best_frame=options.find_best_frame,
-        best_frame=options.best_frame,
-        max_frames=options.max_frames,
-    )
+    options.check()
     _check_image_size(source, limits)
     info = probe_video(driving)
     frames = info.num_frames if options.max_frames is None else min(info.num_frames, options.max_frames)
@@ -200,58 +181,35 @@ def run_job(
         )
 
     start = time.perf_counter()
-    animated = animator.animate(
-        source,
-        driving,
-        result,
-        relative=options.relative,
-        adapt_scale=options.adapt_scale,
-        find_best_frame=options.find_best_frame,
-        best_frame=options.best_frame,
-        crop=options.crop,
-        crop_scale=options.crop_scale,
-        paste_back=options.paste_back and options.crop,
-        smooth=options.smooth,
-        frames_out=folder / "frames",
-        audio=options.audio,
-        max_frames=options.max_frames,
-        progress=False,
-        on_progress=meter,
+    job = animator.video_job(source, driving, result, options)
+    state = job.state
+    # the source's depth: what makes DaGAN++ depth-aware
+    depth = depth_preview(state.disparity, PANEL_HEIGHT) if state.disparity is not None else None
+    side = folder / "side_by_side.mp4"
+    audio = driving if options.audio and info.has_audio else None
+    side_by_side = SideBySideSink(
+        [VideoFileSink(side, info.rate, audio_from=audio)],
+        job.source_panel,
+        whole_driving=True,
+        extra=[depth] if depth is not None else [],
     )
+    animated = job.run([side_by_side], progress=False, on_progress=meter)
     meter.check()
 
-    # the source's depth: what makes DaGAN++ depth-aware
-    from dagan.infer.demo import depth_preview
-    from dagan.infer.depth_export import write_ply, write_png
-    from dagan.web.pointcloud import grid_triangles, source_geometry, write_glb
-
-    state = animator.prepare_source(source, crop=options.crop, crop_scale=options.crop_scale)
     depth_png = ply = glb = None
-    depth = None
-    if state.disparity is not None:
-        depth = depth_preview(state.disparity, PANEL_HEIGHT)
-        depth_png = write_png(folder / "source_depth.png", depth)
-        import torch.nn.functional as F
+    if depth is not None:
+        assert state.disparity is not None
+        from dagan.infer.depth_export import write_ply, write_png
+        from dagan.web.pointcloud import grid_triangles, source_geometry, write_glb
 
+        depth_png = write_png(folder / "source_depth.png", depth)
         disp = F.interpolate(state.disparity.float(), size=(POINT_GRID, POINT_GRID), mode="bilinear",
                              align_corners=False)[0, 0].cpu().numpy()
-        colours = np.asarray(_resize(state.crop, POINT_GRID))
+        colours = np.asarray(resize_rgb(state.crop, POINT_GRID))
         dp = animator.config.model_params.depth_params
         points, cols = source_geometry(disp, colours, dp.min_depth, dp.max_depth)
         ply = write_ply(folder / "source_points.ply", points, cols)
         glb = write_glb(folder / "source_points.glb", points, cols, grid_triangles(POINT_GRID, POINT_GRID))
-
-    # side by side: source | driving (whole frames) | result | source depth
-    side = folder / "side_by_side.mp4"
-    generated = list_frame_files(folder / "frames")
-    audio = driving if options.audio and info.has_audio else None
-    with VideoWriter(side, info.rate, audio_from=audio) as writer:
-        for i, (drive, frame_path) in enumerate(zip(iter_frames(driving), generated)):
-            panels = [state.full_image if options.crop and options.paste_back else state.crop, drive,
-                      read_image(frame_path)]
-            writer.write(stack_panels(panels + ([depth] if depth is not None else [])))
-            meter("compose", i + 1, len(generated))
-    shutil.rmtree(folder / "frames", ignore_errors=True)
 
     took = time.perf_counter() - start
     summary = (
@@ -262,12 +220,6 @@ def run_job(
     )
     downloads = [p for p in (result, side, depth_png, ply, glb) if p is not None]
     return JobOutputs(result, side, depth_png, ply, glb, summary, animated.num_frames, downloads)
-
-
-def _resize(image: np.ndarray, size: int) -> np.ndarray:
-    from dagan.data.video import resize_rgb
-
-    return resize_rgb(image, size)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dagan.infer.depth_export import atomic_write, point_cloud
+from dagan.atomic_files import atomic_output
+from dagan.infer.depth_export import point_cloud
 
 __all__ = ["grid_triangles", "source_geometry", "write_glb"]
 
@@ -126,7 +127,6 @@ def write_glb(
         struct.pack("<I4s", len(binary), b"BIN\x00"), binary,
     ])
 
-    def _write(tmp: str) -> None:
-        Path(tmp).write_bytes(data)
-
-    return atomic_write(path, _write)
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

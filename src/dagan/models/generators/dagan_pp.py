@@ -1,29 +1,23 @@
-"""DaGAN++ generator: geometry-enhanced multi-layer generation (GMG, paper §III-C and §III-E, Fig. 4/5)."""
+"""DaGAN++ generator: geometry-enhanced multi-layer generation (GMG, paper §III-C and §III-E, Fig. 4/5).
+
+What DaGAN++ adds to the shared skeleton (:mod:`dagan.models.generators.base`): a source-depth encoder,
+cross-modal attention at every encoder level (:class:`~dagan.models.attention.CrossModalAttention`) and a
+U-Net-like decoder that fuses the attended features of each level as skips.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dagan.config import AttentionParams, DenseMotionParams
 from dagan.errors import InputError
-from dagan.geometry.grids import resize_deformation, warp
 from dagan.models.attention import CrossModalAttention
-from dagan.models.blocks import DownBlock2d, ResBlock2d, SameBlock2d, UpBlock2d
-from dagan.models.dense_motion import DenseMotionNetwork
-from dagan.models.generators.base import Generator, KeypointDict, SourceCache
-from dagan.models.generators.fomm import expand_to_batch
-
-
-def level_channels(block_expansion: int, max_features: int, num_down_blocks: int) -> list[int]:
-    """Channels of the encoder levels 0..n: [e, min(m, 2e), min(m, 4e), …] (level 0 = full resolution)."""
-    return [block_expansion] + [
-        min(max_features, block_expansion * 2 ** (i + 1)) for i in range(num_down_blocks)
-    ]
+from dagan.models.blocks import SameBlock2d, make_bottleneck, make_encoder, make_up_blocks, run_encoder
+from dagan.models.generators.base import Generator, SourceCache, expand_to_batch
 
 
 def attention_levels(scales: str | list[int], num_down_blocks: int) -> list[int]:
@@ -37,20 +31,6 @@ def attention_levels(scales: str | list[int], num_down_blocks: int) -> list[int]
     if bad:
         raise ValueError(f"attention scale(s) {bad} outside the encoder levels 0..{num_down_blocks}")
     return levels
-
-
-def _encoder_blocks(in_channels: int, channels: list[int]) -> tuple[SameBlock2d, nn.ModuleList]:
-    """A 7×7 SameBlock stem (in→C_0) and DownBlock2d's C_i→C_{i+1}: one feature map per level."""
-    first = SameBlock2d(in_channels, channels[0], kernel_size=7, padding=3)
-    return first, nn.ModuleList(DownBlock2d(channels[i], channels[i + 1]) for i in range(len(channels) - 1))
-
-
-def _run_encoder(x: Tensor, first: nn.Module, blocks: nn.ModuleList) -> list[Tensor]:
-    """Feature maps of every level, finest first."""
-    feats = [first(x)]
-    for block in blocks:
-        feats.append(block(feats[-1]))
-    return feats
 
 
 class DaganPPGenerator(Generator):
@@ -92,37 +72,29 @@ class DaganPPGenerator(Generator):
         num_down_blocks: int = 3,
         num_bottleneck_blocks: int = 6,
         estimate_occlusion_map: bool = True,
-        dense_motion_params: dict[str, Any] | DenseMotionParams | None = None,
-        attention: AttentionParams | dict[str, Any] | None = None,
+        dense_motion_params: DenseMotionParams | Mapping[str, Any] | None = None,
+        attention: AttentionParams | Mapping[str, Any] | None = None,
         align_corners: bool = False,
     ) -> None:
-        super().__init__()
-        if num_down_blocks < 1:
-            raise ValueError(f"num_down_blocks must be >= 1, got {num_down_blocks}")
-        if dense_motion_params is None:
-            dense_motion_params = DenseMotionParams()
-        if dataclasses.is_dataclass(dense_motion_params):
-            dense_motion_params = dataclasses.asdict(dense_motion_params)
+        super().__init__(
+            num_channels=num_channels,
+            num_kp=num_kp,
+            block_expansion=block_expansion,
+            max_features=max_features,
+            num_down_blocks=num_down_blocks,
+            estimate_occlusion_map=estimate_occlusion_map,
+            dense_motion_params=dense_motion_params,
+            align_corners=align_corners,
+        )
         if attention is None:
             attention = AttentionParams()
-        elif isinstance(attention, dict):
+        elif not isinstance(attention, AttentionParams):
             attention = AttentionParams(**attention)
-        self.align_corners = align_corners
-        self.num_down_blocks = num_down_blocks
-        self.channels = level_channels(block_expansion, max_features, num_down_blocks)
         self.attention_scales = attention_levels(attention.scales, num_down_blocks)
         self.uses_depth = bool(self.attention_scales)
-
-        self.dense_motion_network = DenseMotionNetwork(
-            num_kp=num_kp,
-            num_channels=num_channels,
-            estimate_occlusion_map=estimate_occlusion_map,
-            align_corners=align_corners,
-            **dense_motion_params,
-        )
-        self.first, self.down_blocks = _encoder_blocks(num_channels, self.channels)
         if self.uses_depth:
-            self.depth_first, self.depth_down_blocks = _encoder_blocks(
+            # built only up to the coarsest attended level: deeper depth blocks would get no gradient
+            self.depth_first, self.depth_down_blocks = make_encoder(
                 1, self.channels[: max(self.attention_scales) + 1]
             )
         self.attention = nn.ModuleDict(
@@ -138,27 +110,25 @@ class DaganPPGenerator(Generator):
                 for i in self.attention_scales
             }
         )
-        coarsest = self.channels[-1]
-        self.bottleneck = nn.Sequential()
-        for r in range(num_bottleneck_blocks):
-            self.bottleneck.add_module(f"r{r}", ResBlock2d(coarsest))
+        self.bottleneck = make_bottleneck(self.bottleneck_channels, num_bottleneck_blocks)
         # up_blocks[j] / fuse_blocks[j] produce level n-1-j (coarse to fine).
-        finer = list(reversed(range(num_down_blocks)))
-        self.up_blocks = nn.ModuleList(UpBlock2d(self.channels[i + 1], self.channels[i]) for i in finer)
+        self.up_blocks = make_up_blocks(self.channels)
+        finer = reversed(range(num_down_blocks))
         self.fuse_blocks = nn.ModuleList(SameBlock2d(2 * self.channels[i], self.channels[i]) for i in finer)
         self.final = nn.Conv2d(self.channels[0], num_channels, kernel_size=7, padding=3)
 
-    # ------------------------------------------------------------------ source-only part
+    def attention_block(self, level: int) -> CrossModalAttention:
+        """The cross-modal attention of encoder level ``level`` (one of :attr:`attention_scales`)."""
+        return cast(CrossModalAttention, self.attention[str(level)])
+
     def encode_source(self, source_image: Tensor, source_depth: Tensor | None = None) -> SourceCache:
         """Appearance features (every level) and the attention keys/values of the depth features."""
         size = 2**self.num_down_blocks
         if source_image.shape[-1] % size or source_image.shape[-2] % size:
             raise InputError(f"image size {tuple(source_image.shape[-2:])} must be divisible by {size}")
-        cache: SourceCache = {
-            "features": _run_encoder(source_image, self.first, self.down_blocks),
-            "keys": [],
-            "values": [],
-        }
+        keys: list[Tensor] = []
+        values: list[Tensor] = []
+        cache: SourceCache = {"features": self.encode_appearance(source_image), "keys": keys, "values": values}
         if not self.uses_depth:
             return cache
         if source_depth is None:
@@ -168,54 +138,26 @@ class DaganPPGenerator(Generator):
                 f"source disparity must be B×1×{source_image.shape[-2]}×{source_image.shape[-1]}, "
                 f"got {tuple(source_depth.shape)}"
             )
-        depth_feats = _run_encoder(
-            source_depth.to(source_image.dtype), self.depth_first, self.depth_down_blocks
-        )
+        depth_feats = run_encoder(source_depth.to(source_image.dtype), self.depth_first, self.depth_down_blocks)
         for i in self.attention_scales:
-            k, v = self.attention[str(i)].project_keys_values(depth_feats[i])
-            cache["keys"].append(k)
-            cache["values"].append(v)
+            k, v = self.attention_block(i).project_keys_values(depth_feats[i])
+            keys.append(k)
+            values.append(v)
         return cache
 
-    # ------------------------------------------------------------------ per driving frame
-    def warp_features(self, features: Tensor, deformation: Tensor, occlusion: Tensor | None) -> Tensor:
-        """F^w = M↓ · warp(F, T↓): deformation and occlusion resized to the feature map's size."""
-        h, w = features.shape[-2:]
-        out = warp(features, resize_deformation(deformation, h, w), align_corners=self.align_corners)
-        if occlusion is not None:
-            if occlusion.shape[-2:] != (h, w):
-                occlusion = F.interpolate(occlusion, size=(h, w), mode="bilinear", align_corners=False)
-            out = out * occlusion
-        return out
-
-    def decode(
-        self,
-        source_image: Tensor,
-        cache: SourceCache,
-        kp_driving: KeypointDict,
-        kp_source: KeypointDict,
-    ) -> dict[str, Tensor]:
-        batch = kp_driving["value"].shape[0]
-        source_image = expand_to_batch(source_image, batch)
-        kp_source = {key: expand_to_batch(value, batch) for key, value in kp_source.items()}
-        motion = self.dense_motion_network(source_image, kp_driving, kp_source)
-        deformation = motion["deformation"]
-        occlusion = motion.get("occlusion_map")
-
+    def synthesize(self, source_image: Tensor, cache: SourceCache, motion: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Warp every cached level, attend at the attention levels, decode coarse to fine with the skips."""
+        batch = motion["deformation"].shape[0]
         kv = dict(zip(self.attention_scales, zip(cache["keys"], cache["values"])))
         enhanced = []
         for i, feats in enumerate(cache["features"]):
-            out = self.warp_features(expand_to_batch(feats, batch), deformation, occlusion)
+            out = self.warp_features(feats, motion)
             if i in kv:
                 k, v = kv[i]
-                out = self.attention[str(i)].attend(out, expand_to_batch(k, batch), expand_to_batch(v, batch))
+                out = self.attention_block(i).attend(out, expand_to_batch(k, batch), expand_to_batch(v, batch))
             enhanced.append(out)
 
         x = self.bottleneck(enhanced[-1])
         for j, (up, fuse) in enumerate(zip(self.up_blocks, self.fuse_blocks)):
             x = fuse(torch.cat([up(x), enhanced[self.num_down_blocks - 1 - j]], dim=1))
-        prediction = torch.sigmoid(self.final(x))
-
-        h, w = source_image.shape[-2:]
-        deformed = warp(source_image, resize_deformation(deformation, h, w), align_corners=self.align_corners)
-        return {"prediction": prediction, "deformed": deformed, **motion}
+        return {"prediction": torch.sigmoid(self.final(x))}

@@ -40,10 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dagan.config import DenseMotionParams, ModelParams
-from dagan.models.generators.base import KeypointDict, SourceCache
+from dagan.config import DenseMotionParams
+from dagan.models.generators.base import Generator, SourceCache, resize_map
 from dagan.models.generators.dagan import DepthQueryAttentionMixin
-from dagan.models.generators.fomm import KeypointWarpingGenerator, resize_map
 from dagan.models.spectral_norm import apply_spectral_norm
 
 __all__ = ["SPADE", "SPADEDecoder", "SPADEDepthAwareGenerator", "SPADEResnetBlock"]
@@ -148,7 +147,7 @@ class SPADEDecoder(nn.Module):
         return torch.sigmoid(self.conv_img(F.leaky_relu(x, 0.2)))
 
 
-class SPADEDepthAwareGenerator(DepthQueryAttentionMixin, KeypointWarpingGenerator):
+class SPADEDepthAwareGenerator(DepthQueryAttentionMixin, Generator):
     """``dagan-spade``: the official ``SPADEDepthAwareGenerator`` (67,545,305 parameters, 15 keypoints)."""
 
     uses_depth = True
@@ -169,7 +168,8 @@ class SPADEDepthAwareGenerator(DepthQueryAttentionMixin, KeypointWarpingGenerato
             num_channels, num_kp, block_expansion, max_features, num_down_blocks, estimate_occlusion_map,
             dense_motion_params, align_corners,
         )
-        self.build_depth_branch(block_expansion, max_features, num_down_blocks)
+        self.build_depth_branch()
+        # num_bottleneck_blocks does not apply: the official SPADE decoder has three middle blocks.
         self.decoder = SPADEDecoder(
             self.bottleneck_channels,
             block_expansion,
@@ -178,24 +178,12 @@ class SPADEDepthAwareGenerator(DepthQueryAttentionMixin, KeypointWarpingGenerato
             hidden=spade_hidden,
         )
 
-    @classmethod
-    def from_config(cls, model_params: ModelParams) -> SPADEDepthAwareGenerator:
-        # num_bottleneck_blocks does not apply: the official SPADE decoder has three middle blocks.
-        return cls(**cls.generator_kwargs(model_params))
-
-    def decode(
-        self,
-        source_image: Tensor,
-        cache: SourceCache,
-        kp_driving: KeypointDict,
-        kp_source: KeypointDict,
-    ) -> dict[str, Tensor]:
-        batch = kp_driving["value"].shape[0]
-        motion = self.motion(source_image, kp_driving, kp_source)
-        features = self.attended_features(cache, motion, batch)
-        out = self.motion_outputs(source_image, motion)
-        masked = out["deformed"]
+    def synthesize(self, source_image: Tensor, cache: SourceCache, motion: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        # The decoder's label map needs the full-resolution warped source, so it is computed here (and
+        # reported as ``deformed`` rather than warped a second time by ``decode``).
+        features = self.attended_features(cache, motion)
+        deformed = self.deform_image(source_image, motion["deformation"])
+        masked = deformed
         if "occlusion_map" in motion:
             masked = masked * resize_map(motion["occlusion_map"], *masked.shape[2:])
-        out["prediction"] = self.decoder(features, masked)
-        return out
+        return {"prediction": self.decoder(features, masked), "deformed": deformed}

@@ -1,4 +1,4 @@
-"""Self-describing, atomic, ``weights_only``-loadable checkpoints (ARCHITECTURE.md §6).
+"""Our checkpoint format: self-describing, written atomically, loadable with ``torch.load(weights_only=True)``.
 
 A checkpoint is a plain dict of tensors and containers::
 
@@ -6,27 +6,28 @@ A checkpoint is a plain dict of tensors and containers::
      "arch": str, "config": {...}, "modules": {name: state_dict}, "optimizers": {...},
      "schedulers": {...}, "epoch": int, "step": int, "rng": {...}, "meta": {...}}
 
-It is written to a temporary file in the target folder, flushed to disk and renamed, so an interrupted
+``config`` is the full model/training config, so a reader rebuilds every network from the file alone; ``rng``
+holds the random generator states (:mod:`dagan.checkpoints.rng_state`) and ``meta`` the dagan and torch versions
+plus where imported weights came from. Readers refuse a ``format_version`` newer than :data:`FORMAT_VERSION`.
+
+The file is written to a temporary name in the target folder, flushed to disk and renamed, so an interrupted
 write never leaves a corrupt file under the final name. DDP's ``module.`` (and ``torch.compile``'s
 ``_orig_mod.``) prefixes are never saved and are tolerated on load.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
-import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from dagan import __version__
-from dagan.atomic_files import make_public
+from dagan.atomic_files import atomic_torch_save
+from dagan.checkpoints.rng_state import capture_rng_state
 from dagan.errors import CheckpointError
 
 FORMAT = "dagan-checkpoint"
@@ -57,74 +58,11 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 def module_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict of ``module`` without wrapper prefixes."""
     return strip_prefixes(unwrap(module).state_dict())
 
 
-# --------------------------------------------------------------------------- RNG state
-
-
-def capture_rng_state() -> dict[str, Any]:
-    """Python, NumPy and torch (CPU and CUDA) generator states as weights_only-safe containers."""
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": _to_plain(random.getstate()),
-        "numpy": {
-            "name": np_state[0],
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(_to_tuple(state["python"]))
-    npst = state["numpy"]
-    np.random.set_state(
-        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
-    )
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _to_plain(obj: Any) -> Any:
-    if isinstance(obj, tuple):
-        return [_to_plain(o) for o in obj]
-    return obj
-
-
-def _to_tuple(obj: Any) -> Any:
-    if isinstance(obj, list):
-        return tuple(_to_tuple(o) for o in obj)
-    return obj
-
-
-# --------------------------------------------------------------------------- save / load
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    make_public(fd)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+# --------------------------------------------------------------------------- writing
 
 
 def build_checkpoint(
@@ -139,6 +77,7 @@ def build_checkpoint(
     rng: bool = True,
     meta: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The checkpoint dict of ``modules`` (and optimizer / scheduler states) described by ``config``."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -158,6 +97,9 @@ def build_checkpoint(
 def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:
     """Build (see :func:`build_checkpoint`) and write a checkpoint atomically."""
     return atomic_torch_save(build_checkpoint(**kwargs), path)
+
+
+# --------------------------------------------------------------------------- reading
 
 
 def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
@@ -185,12 +127,13 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def is_dagan_checkpoint(obj: Any) -> bool:
+    """Whether a loaded object is one of our checkpoints (of any version)."""
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = None) -> dict:
-    """Load one of our checkpoints; refuse other files with a message saying what they are."""
-    obj = safe_torch_load(path, map_location)
+def validate_checkpoint(obj: Any, path: str | Path, kind: str | None = None) -> dict:
+    """``obj`` (loaded from ``path``) if it is one of our checkpoints that this dagan reads, of ``kind`` when
+    given; otherwise a one-line :class:`CheckpointError` saying what it is."""
     if not is_dagan_checkpoint(obj):
         hint = ""
         if isinstance(obj, dict) and {"generator", "kp_detector"} & set(obj):
@@ -203,6 +146,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if kind is not None and obj.get("kind") != kind:
         raise CheckpointError(f"{path} is a {obj.get('kind')} checkpoint, expected a {kind} checkpoint")
     return obj
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = None) -> dict:
+    """Load one of our checkpoints; refuse other files with a message saying what they are."""
+    return validate_checkpoint(safe_torch_load(path, map_location), path, kind)
 
 
 def load_module_state(module: nn.Module, state: Mapping[str, Any], name: str, source: str | Path) -> None:
