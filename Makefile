@@ -34,8 +34,7 @@ demo: install
 
 test: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
-# TODO(#13): uncomment once `mypy` (configured in pyproject.toml) is clean on src/
-#	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest -n 2 -q tests
 
 # The fast lane for iteration: everything but the tests marked slow (training runs, subprocess round trips,
@@ -45,8 +44,7 @@ test-fast: install-test
 
 lint: install-test
 	$(VENV)/bin/ruff check src tests benchmarks
-# TODO(#13): uncomment once `mypy` (configured in pyproject.toml) is clean on src/
-#	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

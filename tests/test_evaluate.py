@@ -162,7 +162,7 @@ def _part(out: Path, key: str) -> dict[str, Any]:
 
 def test_resolve_metrics() -> None:
     assert resolve_metrics("video", None) == list(PROTOCOLS["video"].metrics)
-    assert resolve_metrics("cross-id", ["all"]) == ["csim", "prmse", "aucon"]
+    assert resolve_metrics("cross-id", ["all"]) == ["csim", "prmse", "aucon", "motion"]
     assert resolve_metrics("pairs", ["SSIM,l1", "depth"]) == ["l1", "ssim", "depth"]  # report order
     assert METRIC_GROUPS["ssim"] == ("SSIM[standard,L=1]", "SSIM[paper,7x7-uniform,L=2]")
     with pytest.raises(InputError, match="unknown metric 'fid'"):
@@ -409,7 +409,11 @@ def test_cross_id_protocol(work: dict[str, Path]) -> None:
     assert cli(argv) == 0
     doc = read_results(out)
     assert doc["protocol"] == "cross-id" and doc["notes"]["motion"] == "relative"
-    assert set(doc["metrics"]) == {"CSIM[dlib]", "PRMSE[dlib68+SQPNP]", "AUCON"}
+    motion = {f"Motion-{s}-{m}" for s in ("yaw", "pitch", "roll", "mouth") for m in ("ratio", "corr")}
+    assert set(doc["metrics"]) == {"CSIM[dlib]", "PRMSE[dlib68+SQPNP]", "AUCON"} | motion
+    # motion transfer: one value per unit (a per-video mean), or skipped when a series is too short or still
+    yaw = doc["metrics"]["Motion-yaw-ratio"]
+    assert yaw["pooling"] == "videos" if yaw["available"] else yaw["reason"]
     assert len(doc["per_video"]) == 2
     for key in doc["per_video"]:
         part = _part(out, key)

@@ -60,7 +60,7 @@ def test_evaluate_synthetic_cross_id_scores_against_the_exact_target(tmp_path: P
     doc = json.loads(out.read_text())
     metrics = doc.get("metrics", doc)
     text = json.dumps(metrics)
-    for label in ("L1", "LPIPS[alex,v0.1]", "Depth-RelStruct"):
+    for label in ("L1", "LPIPS[alex,v0.1]", "Depth-RelStruct", "Motion-yaw-ratio", "Motion-mouth-corr"):
         assert label in text
     assert "synthetic-test-v1" in json.dumps(doc["notes"])
     # a dataset is not wanted, and the other protocols still need one

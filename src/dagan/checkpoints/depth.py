@@ -19,6 +19,7 @@ net in the checkpoint's config, or no reader can rebuild it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,7 @@ class DepthModels:
     step: int
 
 
-def load_depth_models(path: str | Path, map_location: str | torch.device = "cpu") -> DepthModels:
+def load_depth_models(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> DepthModels:
     """Load the depth net (and pose net, if stored) of our depth or reenactment checkpoint or of a Monodepth2
     depth folder, in eval mode.
 
@@ -193,7 +194,7 @@ def load_depth_models(path: str | Path, map_location: str | torch.device = "cpu"
 
 
 def load_depth_net(
-    path: str | Path,
+    path: str | os.PathLike[str],
     map_location: str | torch.device = "cpu",
     *,
     expected_backbone: str | None = None,
@@ -277,7 +278,7 @@ def _monodepth2_models(depth: OfficialDepth) -> DepthModels:
 def _monodepth2_config(depth: OfficialDepth) -> Config:
     """The released settings with the folder's backbone and scales, at its training size when square."""
     size = depth.height if depth.height and depth.height == depth.width else OFFICIAL_RESOLUTION
-    overrides = {
+    overrides: dict[str, dict[str, Any]] = {
         "dataset_params": {"frame_shape": [size, size, 3]},
         "model_params": {
             "arch": "dagan",

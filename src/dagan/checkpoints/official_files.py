@@ -19,6 +19,7 @@ What a file is comes from its keys (:func:`classify_state_dict`), never from its
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -189,7 +190,7 @@ def _find_modules(folder: Path, found: dict[str, tuple[Path, dict[str, Any]]]) -
             found[kind] = (path, strip_prefixes(obj))
 
 
-def read_official_reenactment(path: str | Path) -> OfficialReenactment:
+def read_official_reenactment(path: str | os.PathLike[str]) -> OfficialReenactment:
     """Read an official training checkpoint, a per-module state-dict file (its companions are found in the
     same folder) or a folder of per-module files. Otherwise raise :class:`CheckpointError` saying what the
     file is."""

@@ -132,8 +132,8 @@ def _our_depth_net(cfg: Config, modules: dict[str, Any], path: Path, depth_check
 
 
 def load_official_reenactment(
-    checkpoint_path: str | Path,
-    depth_path: str | Path | None = None,
+    checkpoint_path: PathLike,
+    depth_path: PathLike | None = None,
     arch: str | None = None,
     *,
     config: Config | None = None,
@@ -147,7 +147,7 @@ def load_official_reenactment(
 
 def build_official_models(
     official: OfficialReenactment,
-    depth_path: str | Path | None = None,
+    depth_path: PathLike | None = None,
     arch: str | None = None,
     *,
     config: Config | None = None,

@@ -17,7 +17,9 @@ import torch
 
 def capture_rng_state() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) generator states as weights_only-safe containers."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state(legacy=True)
+    # The global RandomState is always a Mersenne Twister, whose legacy state is a tuple (never the dict form).
+    assert isinstance(np_state, tuple)
     state: dict[str, Any] = {
         "python": _to_plain(random.getstate()),
         "numpy": {

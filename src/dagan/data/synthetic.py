@@ -567,7 +567,9 @@ def save_ground_truth(path: str | os.PathLike[str], clip: SyntheticClip,
     ``metadata`` string is stored as a 0-d string array (``str(gt[key])`` reads it back)."""
     extra = {key: np.array(value, dtype=str) for key, value in (metadata or {}).items()}
     with atomic_output(path, keep_extension=True) as tmp:  # numpy adds ".npz" to a name without it
-        np.savez_compressed(tmp, depth=clip.depth.astype(np.float16), mask=clip.mask,
+        # allow_pickle named: every array is plain (load_ground_truth refuses pickles) and no metadata key can
+        # land in that parameter instead of the file.
+        np.savez_compressed(tmp, allow_pickle=False, depth=clip.depth.astype(np.float16), mask=clip.mask,
                             pose=clip.poses.astype(np.float32), intrinsics=clip.intrinsics.astype(np.float32),
                             fps=np.float32(clip.fps), mouth_open=clip.mouth_open, blink=clip.blink, **extra)
 

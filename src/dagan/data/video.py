@@ -117,7 +117,7 @@ def resize_rgb(image: np.ndarray, size: Size) -> np.ndarray:
     h, w = _as_hw(size)
     if image.shape[:2] == (h, w):
         return image
-    return np.array(Image.fromarray(image).resize((w, h), Image.BILINEAR))
+    return np.array(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -166,10 +166,10 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     _check_exists(path, "video")
     if path.is_dir():
         files = _folder_frames(path)
-        first = read_image(files[0])
-        rate = _to_fraction(FRAME_FOLDER_FPS)
-        return VideoInfo(path, len(files), float(rate), rate, first.shape[1], first.shape[0], False,
-                         len(files) / float(rate), is_folder=True)
+        first_image = read_image(files[0])
+        folder_rate = _to_fraction(FRAME_FOLDER_FPS)
+        return VideoInfo(path, len(files), float(folder_rate), folder_rate, first_image.shape[1],
+                         first_image.shape[0], False, len(files) / float(folder_rate), is_folder=True)
     with _open(path) as container:
         stream = _video_stream(container, path)
         header = int(stream.frames or 0)
@@ -336,7 +336,7 @@ def _decode_with_seeks(container: av.container.InputContainer, stream: av.video.
             container.seek(table[wanted[k]], stream=stream, backward=True, any_frame=False)
         progressed = False
         for frame in container.decode(stream):
-            idx = index_of.get(frame.pts)
+            idx = index_of.get(frame.pts) if frame.pts is not None else None
             if idx is None:
                 return False
             progressed, pos = True, idx
@@ -367,8 +367,7 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return _pil_to_rgb(img)
+            return _pil_to_rgb(ImageOps.exif_transpose(img))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"cannot read image '{path}': {_reason(exc)}") from None
 
@@ -431,7 +430,7 @@ class VideoWriter:
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._audio_in: av.container.InputContainer | None = None
-        self._audio_out: av.stream.Stream | None = None
+        self._audio_out: av.audio.stream.AudioStream | None = None
         self._audio_copy = True
         self._size: tuple[int, int] | None = None  # (height, width) of the frames written
         self._closed = False

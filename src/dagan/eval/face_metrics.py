@@ -33,13 +33,16 @@ import importlib.util
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
 from dagan.errors import InputError, MissingExtraError
 from dagan.eval.results import MetricAccumulator
+
+if TYPE_CHECKING:
+    from dagan.faces import FaceDetector
 
 AKD_DLIB = "AKD[dlib68]"
 AKD_FAN = "AKD[FAN]"
@@ -192,10 +195,10 @@ class DlibFaceAnalyzer:
     extra. The HOG detector is the default so that every number comes from dlib alone; any
     :class:`dagan.faces.FaceDetector` may be passed instead."""
 
-    def __init__(self, detector: object | None = None, landmarks: bool = True, identity: bool = True) -> None:
+    def __init__(self, detector: FaceDetector | None = None, landmarks: bool = True, identity: bool = True) -> None:
         from dagan.faces import DlibHogDetector, IdentityEmbedder, Landmarks68
 
-        self.detector = detector if detector is not None else DlibHogDetector()
+        self.detector: FaceDetector = detector if detector is not None else DlibHogDetector()
         self._landmarks = Landmarks68(self.detector) if landmarks else None
         self._identity = IdentityEmbedder(self.detector) if identity else None
 
@@ -301,8 +304,11 @@ class FaceMetrics:
             values[PRMSE_DLIB] = None if pose_d is None or pose_g is None else pose_rmse(pose_d, pose_g)
         else:
             values[AKD_DLIB] = values[PRMSE_DLIB] = None
-        both = g.embedding is not None and d.embedding is not None
-        values[AED_DLIB] = embedding_distance(d.embedding, g.embedding) if both else None
+        values[AED_DLIB] = (
+            embedding_distance(d.embedding, g.embedding)
+            if g.embedding is not None and d.embedding is not None
+            else None
+        )
         if self.fan is not None:
             gi, di = to_uint8_rgb(generated), to_uint8_rgb(driving)
             lg, ld = self.fan.landmarks(gi), self.fan.landmarks(di)

@@ -145,6 +145,9 @@ class LPIPS(nn.Module):
     Build with :func:`load_lpips`; the module starts with random backbone weights and zero heads.
     """
 
+    shift: Tensor
+    scale: Tensor
+
     def __init__(self, net: Net = "alex", inputs: Literal["zero1", "minus1_1"] = "zero1") -> None:
         super().__init__()
         if net not in HEAD_CHANNELS:
@@ -160,9 +163,10 @@ class LPIPS(nn.Module):
             from dagan.models.vgg import VGGFeatures
 
             self.backbone = VGGFeatures("vgg16", normalize_input=False)
-        self.heads = nn.ModuleList(nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in HEAD_CHANNELS[net])
-        for head in self.heads:
+        heads = [nn.Conv2d(c, 1, kernel_size=1, bias=False) for c in HEAD_CHANNELS[net]]
+        for head in heads:
             nn.init.zeros_(head.weight)
+        self.heads = nn.ModuleList(heads)
         self.register_buffer("shift", torch.tensor(LPIPS_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(LPIPS_SCALE).view(1, 3, 1, 1), persistent=False)
 
@@ -196,6 +200,7 @@ def load_lpips(net: Net = "alex", inputs: Literal["zero1", "minus1_1"] = "zero1"
         backbone.normalize_input = False  # LPIPS applies its own scaling layer
         model.backbone = backbone
     for head, weight in zip(model.heads, load_lpips_head_weights(net)):
+        assert isinstance(head, nn.Conv2d)
         head.weight.data.copy_(weight)
     model.eval()
     for p in model.parameters():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -139,8 +140,21 @@ def ssim(generated: ImageLike, reference: ImageLike, variant: SSIMVariant | str 
 
 # --------------------------------------------------------------------------------------------------- TCM
 
+class FarnebackParams(TypedDict):
+    """Keyword arguments of ``cv2.calcOpticalFlowFarneback`` after the images and the output array."""
+
+    pyr_scale: float
+    levels: int
+    winsize: int
+    iterations: int
+    poly_n: int
+    poly_sigma: float
+    flags: int
+
+
 #: OpenCV Farneback parameters for TCM's ground-truth flow (OpenCV's documented example values).
-FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+FARNEBACK_PARAMS = FarnebackParams(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2,
+                                   flags=0)
 TCM_EPS = 1e-6
 
 
@@ -169,7 +183,10 @@ def backward_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Farneback flow F (H×W×2, pixels) with ``current(x) ≈ previous(x + F(x))``, computed on grey uint8."""
     import cv2
 
-    return cv2.calcOpticalFlowFarneback(_gray_u8(current), _gray_u8(previous), None, **FARNEBACK_PARAMS)
+    # OpenCV allocates the output when it is None; its stubs type the optional output array as required.
+    return cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
+        _gray_u8(current), _gray_u8(previous), None, **FARNEBACK_PARAMS
+    )
 
 
 def warp_with_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -185,7 +185,7 @@ def head_motion_series(frames: Iterable[np.ndarray], analyzer: LandmarkDetector 
     ``landmarks(image) -> 68×2 array | None``, called on the frames in order (default: a new
     :class:`FollowedFace`; needs the ``faces`` extra)."""
     analyzer = analyzer if analyzer is not None else FollowedFace()
-    rows = []
+    rows: list[tuple[float, ...]] = []
     for frame in frames:
         landmarks = analyzer.landmarks(frame)
         if landmarks is None:

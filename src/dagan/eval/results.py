@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -145,6 +145,26 @@ METRICS: dict[str, MetricInfo] = dict(
         _info("SILog-RMSE", "scale-invariant log RMSE", "lower", description="face pixels"),
     ]
 )
+
+#: Labels of the motion-transfer measures (:mod:`dagan.eval.motion_transfer`): (signal, measure) → label.
+MOTION_LABELS = {
+    (signal, measure): f"Motion-{signal}-{measure}"
+    for signal in ("yaw", "pitch", "roll", "mouth")
+    for measure in ("ratio", "corr")
+}
+for (_signal, _measure), _label in MOTION_LABELS.items():
+    METRICS[_label] = MetricInfo(
+        _label,
+        f"{_signal} {'amplitude ratio' if _measure == 'ratio' else 'correlation'}",
+        "higher",
+        pooling="videos",
+        description=(
+            f"σ of the generated {_signal} series over σ of the driving one (1 = all the motion comes through; "
+            "dlib 68 landmarks, one face followed per video); per-video mean"
+            if _measure == "ratio"
+            else f"Pearson correlation of the generated and driving {_signal} series; per-video mean"
+        ),
+    )
 
 
 #: Labels for the keys of :func:`dagan.eval.depth_metrics.depth_metrics`.
@@ -459,7 +479,7 @@ def render_markdown(doc: Mapping[str, Any], title: str | None = None) -> str:
     return compare_markdown([doc], [title or str(doc.get("checkpoint") or "results")])
 
 
-def compare_markdown(docs: list[Mapping[str, Any]], names: list[str]) -> str:
+def compare_markdown(docs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
     """Side-by-side Markdown table of several results documents (one column each; with exactly two, a
     Δ column = second − first). Unavailable metrics show "n/a" with their reasons listed below the table."""
     if len(docs) != len(names):
@@ -477,7 +497,8 @@ def compare_markdown(docs: list[Mapping[str, Any]], names: list[str]) -> str:
         if two:
             a, b = entries
             if a and b and a.get("available") and b.get("available"):
-                va, vb = (_NONFINITE.get(x, x) if isinstance(x, str) else x for x in (a["value"], b["value"]))
+                va, vb = (_NONFINITE[x] if isinstance(x, str) and x in _NONFINITE else x
+                          for x in (a["value"], b["value"]))
                 row.append(format_value(vb - va, label) if not (math.isinf(va) or math.isinf(vb)) else "–")
             else:
                 row.append("")

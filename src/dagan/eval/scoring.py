@@ -26,9 +26,16 @@ from dagan.eval.ground_truth import GroundTruthFrames
 from dagan.eval.lpips import LPIPS_LABELS
 from dagan.eval.metrics import L1_LABEL, PSNR_LABEL, SSIM_PAPER, SSIM_STANDARD, TCM_LABEL, l1, psnr, ssim
 from dagan.eval.parts import UnitRecord
-from dagan.eval.results import AUCON_UNAVAILABLE_REASON, DEPTH_LABELS
+from dagan.eval.results import AUCON_UNAVAILABLE_REASON, DEPTH_LABELS, MOTION_LABELS
 
-__all__ = ["FACE_METRIC_SIZE", "METRIC_GROUPS", "SAME_IDENTITY_METRICS", "FrameScorer", "TemporalStream"]
+__all__ = [
+    "FACE_METRIC_SIZE",
+    "METRIC_GROUPS",
+    "SAME_IDENTITY_METRICS",
+    "FrameScorer",
+    "MotionStream",
+    "TemporalStream",
+]
 
 #: ``--metrics`` names and the result labels each one produces.
 METRIC_GROUPS: dict[str, tuple[str, ...]] = {
@@ -45,6 +52,7 @@ METRIC_GROUPS: dict[str, tuple[str, ...]] = {
     "tcm": (TCM_LABEL,),
     "aucon": ("AUCON",),
     "depth": tuple(DEPTH_LABELS.values()),
+    "motion": tuple(MOTION_LABELS.values()),
 }
 #: The metric groups of the same-identity protocols (a ground-truth frame for every generated one).
 SAME_IDENTITY_METRICS = ("l1", "psnr", "ssim", "lpips", "lpips-vgg", "akd", "akd-fan", "aed", "prmse")
@@ -61,6 +69,39 @@ def _face_size(frame: np.ndarray) -> np.ndarray:
     if min(frame.shape[:2]) >= FACE_METRIC_SIZE:
         return frame
     return resize_rgb(frame, FACE_METRIC_SIZE)
+
+
+class MotionStream:
+    """Motion transfer of one unit, fed batch by batch: the head-pose and mouth-opening series of the
+    driving and the generated frames (each face followed through its video, frames upscaled to
+    :data:`FACE_METRIC_SIZE`), compared when the unit ends (:func:`dagan.eval.motion_transfer.compare_motion`)
+    into one value per label and unit."""
+
+    def __init__(self) -> None:
+        from dagan.eval.motion_transfer import FollowedFace
+
+        self._trackers = (FollowedFace(), FollowedFace())
+        self._series: tuple[list[Any], list[Any]] = ([], [])
+
+    def update(self, driving: np.ndarray, generated: np.ndarray) -> None:
+        from dagan.eval.motion_transfer import head_motion_series
+
+        for frames, tracker, series in zip((driving, generated), self._trackers, self._series):
+            series.append(head_motion_series((_face_size(f) for f in frames), tracker))
+
+    def finish(self, record: UnitRecord) -> None:
+        from dagan.eval.motion_transfer import SIGNALS, MotionSeries, compare_motion
+
+        driving, generated = (
+            MotionSeries(*(np.concatenate([s.signal(n) for s in parts]) for n in SIGNALS)) for parts in self._series
+        )
+        report = compare_motion(driving, generated).as_dict()
+        for (signal, measure), label in MOTION_LABELS.items():
+            value = report["signals"][signal]["ratio" if measure == "ratio" else "correlation"]
+            if value is None or not np.isfinite(value):
+                record.skip(record.key, label)
+            else:
+                record.add(record.key, label, [float(value)])
 
 
 class TemporalStream:
@@ -96,6 +137,7 @@ class FrameScorer:
         self.face_error = ""
         self.tcm = False
         self.depth = False
+        self.motion = False
         self._setup(set(groups))
 
     def _mark(self, labels: Iterable[str], reason: str) -> None:
@@ -155,6 +197,14 @@ class FrameScorer:
                 self._mark([TCM_LABEL], "TCM needs OpenCV (opencv-python-headless) for Farneback flow")
         if "aucon" in groups:
             self._mark(["AUCON"], AUCON_UNAVAILABLE_REASON)
+        if "motion" in groups:
+            try:
+                from dagan.faces import DlibHogDetector
+
+                DlibHogDetector()
+                self.motion = True
+            except (DaganError, ImportError, OSError, RuntimeError) as exc:
+                self._mark(METRIC_GROUPS["motion"], f"motion transfer needs dlib (the 'faces' extra): {_line(exc)}")
         if "depth" in groups:
             if self.animator.models.depth_net is None:
                 self._mark(
@@ -169,6 +219,10 @@ class FrameScorer:
 
     def wants(self, label: str) -> bool:
         return label in self.labels and label not in self.unavailable
+
+    def motion_stream(self) -> MotionStream | None:
+        """A :class:`MotionStream` for the next unit when the ``motion`` metrics run, else None."""
+        return MotionStream() if self.motion else None
 
     def face_metrics(self, record: UnitRecord) -> Any:
         from dagan.eval.face_metrics import FaceMetrics

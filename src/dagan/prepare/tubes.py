@@ -165,9 +165,8 @@ def detect_faces(detector: FaceDetector, frame: np.ndarray, max_side: int = 0) -
     factor = max(h, w) / max_side if max_side > 0 else 1.0
     if factor <= 1.0:
         return list(detector.detect(frame))
-    small = np.asarray(
-        Image.fromarray(frame).resize((max(1, round(w / factor)), max(1, round(h / factor))), Image.BILINEAR)
-    )
+    small_size = (max(1, round(w / factor)), max(1, round(h / factor)))
+    small = np.asarray(Image.fromarray(frame).resize(small_size, Image.Resampling.BILINEAR))
     sx, sy = w / small.shape[1], h / small.shape[0]
     return [FaceBox(b.x0 * sx, b.y0 * sy, b.x1 * sx, b.y1 * sy, b.score) for b in detector.detect(small)]
 

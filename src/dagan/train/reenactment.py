@@ -230,8 +230,8 @@ class GeneratorFullModel(nn.Module):
                 )
 
         out = dict(generated)
-        out["kp_source"] = kp_source  # type: ignore[assignment]
-        out["kp_driving"] = kp_driving  # type: ignore[assignment]
+        out["kp_source"] = kp_source
+        out["kp_driving"] = kp_driving
         if source_depth is not None:
             out["source_depth"] = source_depth
         return losses, out

@@ -213,10 +213,11 @@ def build_app(animator: Any, settings: PageSettings) -> tuple[Any, dict[str, Any
                 paths = {}
                 for key, value, what in (("photo", photo, "source photo"), ("clip", source_clip, "source video"),
                                          ("driving", driving, "driving video")):
-                    paths[key] = check_upload(value, upload_root, what)
-                    if paths[key] is not None:
-                        named[str(paths[key])] = paths[key].name
-                        named[str(value)] = paths[key].name
+                    path = check_upload(value, upload_root, what)
+                    paths[key] = path
+                    if path is not None:
+                        named[str(path)] = path.name
+                        named[str(value)] = path.name
                 if paths["photo"] is not None and paths["clip"] is not None:
                     raise InputError("give a source photo or a source video, not both (clear one of them)")
                 source = paths["photo"] or paths["clip"]

@@ -33,7 +33,7 @@ class CrossIdProtocol(Protocol):
         f"different identities, at most --max-pairs (default {DEFAULT_CROSS_ID_PAIRS}) drawn with --seed"
     )
     motion = "relative"
-    metrics = ("csim", "prmse", "aucon")
+    metrics = ("csim", "prmse", "aucon", "motion")
 
     def units(self, opts: EvaluationOptions, entries: Sequence[VideoEntry]) -> list[Unit]:
         max_pairs = DEFAULT_CROSS_ID_PAIRS if opts.max_pairs is None and opts.pairs is None else opts.max_pairs
@@ -49,6 +49,7 @@ class CrossIdProtocol(Protocol):
             source_frames.close()
         state = a.prepare_source(source, crop=False)
         frames = iter_frames(unit.video.path, size=ctx.resolution)
+        motion = ctx.scorer.motion_stream()
         try:
             transfer = None
             for batch in batched(limited(frames, ctx.max_frames), ctx.batch_size):
@@ -59,9 +60,13 @@ class CrossIdProtocol(Protocol):
                     rows = [0]
                 generated = ctx.generate(driving, state, transfer, rows)
                 ctx.scorer.cross_identity(ctx.record, generated, source, driving, ctx.faces)
+                if motion is not None:
+                    motion.update(driving, generated)
                 for frame in generated:
                     ctx.save(frame)
                 ctx.record.frames += len(batch)
+            if motion is not None:
+                motion.finish(ctx.record)
         finally:
             frames.close()
 

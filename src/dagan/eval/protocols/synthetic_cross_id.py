@@ -9,11 +9,13 @@ driving video, and identity A performing the same performance is the exact targe
 the pose and expression of driving frame 0), and motion is transferred relative to driving frame 0 with
 adapt scale — as ``dagan animate`` does by default — so the correct output is unambiguous.
 
-Scores: L1, PSNR, SSIM and LPIPS of every generated frame against the target frame, and the depth error
-of the generated frames (the model's own depth net on each generated frame against A's ground-truth depth,
-head pixels). The test set is rendered once at :data:`RENDER_SIZE` into ``<output>.parts/synthetic-test/``
-(deterministic; later runs reuse it) and resized to the model resolution like any dataset, so results of
-models of any resolution are comparable. No ``--data`` is needed.
+Scores: L1, PSNR, SSIM and LPIPS of every generated frame against the target frame, the depth error of
+the generated frames (the model's own depth net on each generated frame against A's ground-truth depth,
+head pixels), and motion transfer from B's video to the generated one (head yaw/pitch/roll and mouth
+opening: amplitude ratio and correlation, :mod:`dagan.eval.motion_transfer`). The test set is rendered
+once at :data:`RENDER_SIZE` into ``<output>.parts/synthetic-test-v1/`` (deterministic; later runs reuse
+it) and resized to the model resolution like any dataset, so results of models of any resolution are
+comparable. No ``--data`` is needed.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ class SyntheticCrossIdProtocol(Protocol):
         f"rendered once into OUTPUT.parts/{TEST_SET_NAME}/ (no --data needed)"
     )
     motion = "relative"
-    metrics = ("l1", "psnr", "ssim", "lpips", "lpips-vgg", "depth")
+    metrics = ("l1", "psnr", "ssim", "lpips", "lpips-vgg", "depth", "motion")
     needs_data = False
 
     def check_options(self, opts: EvaluationOptions) -> None:
@@ -116,6 +118,7 @@ class SyntheticCrossIdProtocol(Protocol):
         targets = iter_frames(unit.source.path, size=ctx.resolution)
         drivings = iter_frames(unit.video.path, size=ctx.resolution)
         gt = GroundTruthFrames(unit.source.ground_truth) if ctx.scorer.depth else None
+        motion = ctx.scorer.motion_stream()
         try:
             source = next(targets)
             state = a.prepare_source(source, crop=False)
@@ -132,10 +135,14 @@ class SyntheticCrossIdProtocol(Protocol):
                 generated = ctx.generate(driving, state, transfer, rows)
                 indices = list(range(index, index + len(batch)))
                 ctx.scorer.same_identity(record, generated, target, None, gt, indices)
+                if motion is not None:
+                    motion.update(driving, generated)
                 for frame in generated:
                     ctx.save(frame)
                 index += len(batch)
                 record.frames += len(batch)
+            if motion is not None:
+                motion.finish(record)
         finally:
             drivings.close()
             targets.close()
