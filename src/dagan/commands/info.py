@@ -31,8 +31,11 @@ def attention_scales(cfg: Config, generator: Any = None) -> list[dict[str, Any]]
     gp = cfg.model_params.generator_params
     res = cfg.resolution
     if cfg.arch in ("dagan", "dagan-spade"):
-        size = res // 2**gp.num_down_blocks
-        channels = min(gp.max_features, gp.block_expansion * 2**gp.num_down_blocks)
+        size = res // 2**gp.num_down_blocks  # each encoder block halves (floor)
+        if generator is not None:  # the built model's bottleneck width
+            channels = generator.channels[gp.num_down_blocks]
+        else:
+            channels = min(gp.max_features, gp.block_expansion * 2**gp.num_down_blocks)
         return [
             {
                 "level": gp.num_down_blocks,
