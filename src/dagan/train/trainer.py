@@ -143,11 +143,22 @@ def _initialise_from(path: str | Path, models: ReenactmentModels) -> str:
 
     ckpt = load_checkpoint(path, kind="reenactment")
     mods = ckpt["modules"]
+    kept: list[str] = []
     for name in TRAINED_MODULES:
         if name not in mods:
             raise CheckpointError(f"{path} has no '{name}' weights to start from")
-        load_module_state(getattr(models, name), mods[name], name, path)
-    return f"initialised {', '.join(TRAINED_MODULES)} from {path} (step {ckpt.get('step', 0)}); new optimisers"
+        module = getattr(models, name)
+        own, learned = module.state_dict(), dict(module.named_parameters())
+        state = dict(mods[name])
+        # Buffers that are not learned but set by the config (the anti-alias blur of a resampling scale)
+        # keep this config's values; every learned weight must fit exactly.
+        for key, value in list(state.items()):
+            if key in own and key not in learned and tuple(own[key].shape) != tuple(value.shape):
+                state[key] = own[key]
+                kept.append(f"{name}.{key}")
+        load_module_state(module, state, name, path)
+    note = f"initialised {', '.join(TRAINED_MODULES)} from {path} (step {ckpt.get('step', 0)}); new optimisers"
+    return note + (f"; kept this config's fixed filters {', '.join(kept)}" if kept else "")
 
 
 # --------------------------------------------------------------------------- training
