@@ -19,4 +19,5 @@ COMMANDS = [
     "demo",
     "export",
     "webui",
+    "bench",
 ]

@@ -180,6 +180,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run the networks in PyTorch (default), or as ONNX graphs in ONNX Runtime or OpenVINO: "
         "--checkpoint is then a 'dagan export' folder (a checkpoint is exported on the fly)",
     )
+    run_opts.add_argument(
+        "--fast-path",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run PyTorch networks rewritten for inference (BatchNorm folded into the convolutions, "
+        "spectral norms computed once, channels-last keypoint and depth nets on CPU): frames within float "
+        "rounding (a couple of uint8 levels) of the networks as trained; --no-fast-path runs them exactly "
+        "as trained (default: on)",
+    )
     run_opts.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -211,6 +220,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             depth_checkpoint=args.depth_checkpoint,
             backend=args.backend,
+            fast_path=args.fast_path,
         )
     except CheckpointError as exc:
         if origin != "environment":

@@ -87,6 +87,7 @@ class Animator:
         precision: str = "fp32",
         depth_checkpoint: PathLike | None = None,
         backend: str = "torch",
+        fast_path: bool = True,
     ) -> Animator:
         """Load our reenactment checkpoint (or an official DaGAN file) — see :mod:`dagan.checkpoints.reenactment`.
 
@@ -94,9 +95,10 @@ class Animator:
         but not real quality (see :func:`resolve_checkpoint`). ``backend`` ``onnxruntime`` or ``openvino``
         runs exported graphs instead of PyTorch: ``path`` is then a ``dagan export`` folder, or a checkpoint
         exported on the fly (see :mod:`dagan.export`). ``precision`` ``fp16``/``bf16`` runs PyTorch under
-        autocast."""
+        autocast. ``fast_path=False`` runs the PyTorch networks exactly as trained instead of their
+        inference-only rewrite (see :class:`dagan.infer.engine.TorchEngine`)."""
         checkpoint, _ = resolve_checkpoint(path)
-        return cls(open_engine(checkpoint, device, precision, depth_checkpoint, backend))
+        return cls(open_engine(checkpoint, device, precision, depth_checkpoint, backend, fast_path))
 
     @property
     def config(self) -> Config:
