@@ -209,6 +209,7 @@ def test_absolute_mode_passes_driving_keypoints(work: dict[str, Path], tmp_path:
         crop=False,
         relative=False,
         max_frames=3,
+        batch_size=3,
         progress=False,
     )
     assert result.anchor_index is None and result.scale == 1.0

@@ -22,6 +22,7 @@ stage synchronisations would slow the pipeline down). Frame counts are rounded u
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -36,7 +37,7 @@ import numpy as np
 from dagan.data.video import VideoWriter, iter_frames, probe_video
 from dagan.errors import InputError
 from dagan.infer.engine import TorchEngine, generate_frames, motion_transfer, to_uint8
-from dagan.infer.options import AnimateOptions
+from dagan.infer.options import AnimateOptions, default_batch_size
 from dagan.infer.source import FaceModels, prepare_source
 
 from .stages import StageClock, instrument
@@ -173,7 +174,8 @@ def time_run(
 ) -> RunTimes:
     """Warm up on ``warmup`` frames, then time ``frames`` frames (both rounded up to whole batches; see the
     module docstring)."""
-    batch = options.batch_size
+    batch = options.batch_size or default_batch_size(engine.device.type)
+    options = dataclasses.replace(options, batch_size=batch)  # the islice in animate_pass needs a number
     timed = math.ceil(frames / batch) * batch
     with tempfile.TemporaryDirectory(prefix="dagan-bench-") as tmp:
         work = Path(tmp)

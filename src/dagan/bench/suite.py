@@ -22,7 +22,7 @@ from dagan.assets import DEMO_DRIVING, DEMO_SOURCE
 from dagan.config import Config, ConfigError, config_from_dict, load_config
 from dagan.errors import InputError
 from dagan.infer.engine import PRECISIONS, TorchEngine
-from dagan.infer.options import AnimateOptions
+from dagan.infer.options import AnimateOptions, default_batch_size
 from dagan.infer.source import FaceModels
 
 from .memory import PeakMemory
@@ -115,8 +115,8 @@ def default_precisions(device: torch.device) -> list[str]:
 
 
 def default_batch_sizes(device: torch.device) -> list[int]:
-    """``dagan animate``'s batch size on CPU; 1 and it on CUDA."""
-    batch = AnimateOptions().batch_size
+    """``dagan animate``'s default batch size on CPU (1); 1 and its default (8) on CUDA."""
+    batch = default_batch_size(device.type)
     return [1, batch] if device.type == "cuda" else [batch]
 
 

@@ -165,7 +165,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     run_opts = parser.add_argument_group("performance")
-    run_opts.add_argument("--batch-size", type=positive_int, default=8, help="driving frames per batch (default 8)")
+    run_opts.add_argument(
+        "--batch-size", type=positive_int, default=None,
+        help="driving frames per generator call (default: 1 on CPU, where batching buys no speed, 8 on CUDA)",
+    )
     run_opts.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     run_opts.add_argument(
         "--precision",

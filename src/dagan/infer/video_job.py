@@ -42,7 +42,7 @@ from dagan.data.video import VideoInfo, iter_frames, probe_video, read_frames, r
 from dagan.errors import DaganError, InputError
 from dagan.infer.engine import Engine, SourceState, generate_frames, motion_transfer, to_uint8
 from dagan.infer.motion import MotionTransfer
-from dagan.infer.options import AnimateOptions
+from dagan.infer.options import AnimateOptions, default_batch_size
 from dagan.infer.sinks import (
     PANEL_HEIGHT,
     AnimatedFrame,
@@ -263,7 +263,8 @@ class VideoJob:
             for sink in sinks:
                 stack.enter_context(sink)
             bar = stack.enter_context(tqdm(total=num_frames, desc="animate", unit="frame", disable=not progress))
-            for batch in _batched(enumerate(self._frames()), opts.batch_size):
+            batch_size = opts.batch_size or default_batch_size(self.engine.device.type)
+            for batch in _batched(enumerate(self._frames()), batch_size):
                 indices = [i for i, _ in batch]
                 driving = np.stack([self._driving_crop(f, i, boxes) for i, f in batch])
                 rows = [r for r, i in enumerate(indices) if i == anchor_index and transfer.kp_anchor is not None]
