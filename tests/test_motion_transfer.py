@@ -186,3 +186,18 @@ def test_followed_face_ignores_a_false_face_elsewhere_in_the_picture():
     assert np.isfinite(motion.yaw[[0, 2]]).all()
     assert np.isnan(motion.yaw[1]) and np.isnan(motion.mouth[1])
     assert motion.yaw[0] == motion.yaw[2]
+
+
+def test_a_sliding_face_is_not_a_turning_face() -> None:
+    """Landmarks shifted across the picture give the same pose (the pose fit sees them centred)."""
+    from dagan.eval.face_metrics import head_pose
+    from dagan.eval.motion_transfer import centred_on_image
+
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    face = np.stack([np.linspace(200, 300, 68), 250 + 40 * np.sin(np.linspace(0, 6, 68))], 1)
+    face = face + rng.normal(0, 2, (68, 2))
+    size = (512, 512)
+    poses = [head_pose(centred_on_image(face + [dx, 0], size), size) for dx in (-60, 0, 60)]
+    assert all(p is not None for p in poses)
+    assert np.allclose(poses[0], poses[1], atol=1e-6) and np.allclose(poses[2], poses[1], atol=1e-6)
