@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +36,7 @@ from dagan.models.factory import ReenactmentModels
 from dagan.models.inference import optimize_for_inference
 
 __all__ = [
+    "batched",
     "PRECISIONS",
     "Engine",
     "SourceState",
@@ -266,3 +267,15 @@ def generate_frames(
     if smoother is not None:
         kp = smoother(kp)
     return engine.predict(state.image, state.cache, transfer(kp), state.keypoints)
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of ``size`` items (the last one shorter): driving frames in generator calls."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

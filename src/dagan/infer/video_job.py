@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from itertools import islice
@@ -40,7 +40,7 @@ import numpy as np
 
 from dagan.data.video import VideoInfo, iter_frames, probe_video, read_frames, resize_rgb
 from dagan.errors import DaganError, InputError
-from dagan.infer.engine import Engine, SourceState, generate_frames, motion_transfer, to_uint8
+from dagan.infer.engine import Engine, SourceState, batched, generate_frames, motion_transfer, to_uint8
 from dagan.infer.motion import MotionTransfer
 from dagan.infer.options import AnimateOptions, default_batch_size
 from dagan.infer.sinks import (
@@ -264,7 +264,7 @@ class VideoJob:
                 stack.enter_context(sink)
             bar = stack.enter_context(tqdm(total=num_frames, desc="animate", unit="frame", disable=not progress))
             batch_size = opts.batch_size or default_batch_size(self.engine.device.type)
-            for batch in _batched(enumerate(self._frames()), batch_size):
+            for batch in batched(enumerate(self._frames()), batch_size):
                 indices = [i for i, _ in batch]
                 driving = np.stack([self._driving_crop(f, i, boxes) for i, f in batch])
                 rows = [r for r, i in enumerate(indices) if i == anchor_index and transfer.kp_anchor is not None]
@@ -282,17 +282,6 @@ class VideoJob:
                 raise InputError(
                     f"driving video '{self.info.path}' yielded {written} frames, expected {num_frames}"
                 )
-
-
-def _batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --------------------------------------------------------------------------- checks before any work

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,7 +18,7 @@ from dagan.eval.units import Unit
 if TYPE_CHECKING:  # only annotations: dagan.eval.evaluation imports the protocols
     from dagan.eval.evaluation import EvaluationOptions
 
-__all__ = ["Protocol", "UnitContext", "batched", "limited"]
+__all__ = ["Protocol", "UnitContext", "limited"]
 
 
 @dataclass
@@ -92,18 +92,6 @@ class Protocol:
     def notes(self, opts: EvaluationOptions, units: Sequence[Unit]) -> dict[str, Any]:
         """Protocol-specific entries of the results file's ``notes``."""
         return {}
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive lists of ``size`` items (the last one shorter)."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def limited(frames: Iterator[np.ndarray], count: int | None) -> Iterator[np.ndarray]:

@@ -9,8 +9,9 @@ import numpy as np
 
 from dagan.data.datasets import VideoEntry
 from dagan.data.video import iter_frames
-from dagan.eval.protocols.base import Protocol, UnitContext, batched, limited
+from dagan.eval.protocols.base import Protocol, UnitContext, limited
 from dagan.eval.units import DEFAULT_CROSS_ID_PAIRS, Unit, cross_id_units
+from dagan.infer.engine import batched
 
 if TYPE_CHECKING:
     from dagan.eval.evaluation import EvaluationOptions

@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING
 from dagan.data.datasets import VideoEntry
 from dagan.data.video import probe_video, read_frames
 from dagan.errors import InputError
-from dagan.eval.protocols.base import Protocol, UnitContext, batched
+from dagan.eval.protocols.base import Protocol, UnitContext
 from dagan.eval.scoring import SAME_IDENTITY_METRICS
 from dagan.eval.units import Unit, pair_units
+from dagan.infer.engine import batched
 
 if TYPE_CHECKING:
     from dagan.eval.evaluation import EvaluationOptions

@@ -31,8 +31,9 @@ from dagan.data.datasets import VideoEntry
 from dagan.data.video import iter_frames, list_frame_files
 from dagan.errors import InputError
 from dagan.eval.ground_truth import GroundTruthFrames
-from dagan.eval.protocols.base import Protocol, UnitContext, batched, limited
+from dagan.eval.protocols.base import Protocol, UnitContext, limited
 from dagan.eval.units import Unit
+from dagan.infer.engine import batched
 
 if TYPE_CHECKING:
     from dagan.eval.evaluation import EvaluationOptions

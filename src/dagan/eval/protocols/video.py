@@ -12,9 +12,10 @@ from dagan.data.datasets import VideoEntry
 from dagan.data.video import iter_frames
 from dagan.errors import InputError
 from dagan.eval.metrics import TCM_LABEL
-from dagan.eval.protocols.base import Protocol, UnitContext, batched, limited
+from dagan.eval.protocols.base import Protocol, UnitContext, limited
 from dagan.eval.scoring import SAME_IDENTITY_METRICS, TemporalStream
 from dagan.eval.units import Unit, video_units
+from dagan.infer.engine import batched
 
 if TYPE_CHECKING:
     from dagan.eval.evaluation import EvaluationOptions
