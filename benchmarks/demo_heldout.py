@@ -11,6 +11,7 @@ both averaged over all held-out frames (the first, where the prediction is a cop
 "Copy source" (prediction = source frame) is the trivial reference.
 
     python benchmarks/demo_heldout.py --data runs/demo/data --dagan CKPT --fomm CKPT [--json OUT]
+    python benchmarks/demo_heldout.py --data runs/demo/data --model NAME=CKPT [--model NAME=CKPT ...]
 
 Prints a Markdown table.
 """
@@ -72,10 +73,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data", type=Path, required=True, help="dataset root with test/ clips")
-    parser.add_argument("--dagan", required=True, help="DaGAN++ demo checkpoint")
-    parser.add_argument("--fomm", required=True, help="FOMM baseline checkpoint")
+    parser.add_argument("--dagan", help="DaGAN++ demo checkpoint")
+    parser.add_argument("--fomm", help="FOMM baseline checkpoint")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=CKPT",
+                        help="any checkpoint, under a row name of its own (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
+    models_to_score = [(name, path) for name, path in (("DaGAN++ (demo)", args.dagan),
+                                                       ("FOMM (same recipe)", args.fomm)) if path]
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--model wants NAME=CKPT, got {spec!r}")
+        models_to_score.append((name, path))
+    if not models_to_score:
+        parser.error("give --dagan/--fomm or --model NAME=CKPT")
 
     from dagan.checkpoints.reenactment import load_reenactment_model
     from dagan.eval.lpips import load_lpips
@@ -85,7 +97,7 @@ def main() -> None:
     lpips = load_lpips("alex")
     rows: dict[str, dict[str, float]] = {}
     steps: dict[str, object] = {}
-    for name, path in (("DaGAN++ (demo)", args.dagan), ("FOMM (same recipe)", args.fomm)):
+    for name, path in models_to_score:
         _, models = load_reenactment_model(path)
         rows[name] = scores([reconstruct(models, c) for c in clips], clips, lpips)
         obj = torch.load(path, map_location="cpu", weights_only=True)

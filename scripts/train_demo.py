@@ -137,21 +137,26 @@ def stage_depth(work: Path, minutes: float) -> None:
     print(f"depth: step {result.step}, {result.seconds:.0f} s, {result.checkpoint}")
 
 
-def stage_reenact(work: Path, arch: str, size: int, minutes: float, steps: int) -> None:
+def stage_reenact(work: Path, arch: str, size: int, minutes: float, steps: int, config: Path | None = None,
+                  name: str | None = None, depth: Path | None = None) -> None:
     """Train ``arch`` at ``size`` (64: from scratch; 128: from the 64x64 stage's weights) on
-    ``WORK/data-<size>`` into ``WORK/<arch>-<size>`` for ``steps`` steps or ``minutes``, whichever ends first."""
+    ``WORK/data-<size>`` into ``WORK/<arch>-<size>`` for ``steps`` steps or ``minutes``, whichever ends first.
+
+    ``config``, ``name`` and ``depth`` override the arch's demo config, the output folder's name and the depth
+    checkpoint (default ``WORK/depth``'s): an ablation trains variants of one stage side by side with them."""
     from dagan.config import load_config
     from dagan.train.trainer import train_reenactment
 
-    cfg = load_config(CONFIGS[arch][size])
-    depth = work / "depth" / "checkpoints" / "latest.pt" if arch != "fomm" else None
-    out = work / f"{arch}-{size}"
+    config = config or CONFIGS[arch][size]
+    cfg = load_config(config)
+    if depth is None and arch != "fomm":
+        depth = work / "depth" / "checkpoints" / "latest.pt"
+    out = work / (name or f"{arch}-{size}")
     shutil.rmtree(out, ignore_errors=True)
     init = work / f"{arch}-64" / "checkpoints" / "latest.pt" if size != 64 else None
     result = train_reenactment(cfg, work / f"data-{size}", depth, out=out, max_steps=steps, max_minutes=minutes,
-                               config_path=CONFIGS[arch][size], perceptual="vgg16", show_progress=False,
-                               init_from=init)
-    print(f"{arch} at {size}: {result}")
+                               config_path=config, perceptual="vgg16", show_progress=False, init_from=init)
+    print(f"{out.name} at {size}: {result}")
 
 
 def half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -237,6 +242,10 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=2, help="data: performances per synthetic identity")
     parser.add_argument("--frames", type=int, default=48, help="data: frames per synthetic performance")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--config", type=Path, default=None, help="reenact: train this config instead")
+    parser.add_argument("--name", default=None, help="reenact: output folder in WORK (default ARCH-SIZE)")
+    parser.add_argument("--depth", type=Path, default=None,
+                        help="reenact: depth checkpoint (default WORK/depth/checkpoints/latest.pt)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -245,7 +254,8 @@ def main() -> None:
     elif args.stage == "depth":
         stage_depth(args.work, args.minutes)
     elif args.stage == "reenact":
-        stage_reenact(args.work, args.arch, args.size, args.minutes, args.steps)
+        stage_reenact(args.work, args.arch, args.size, args.minutes, args.steps, args.config, args.name,
+                      args.depth)
     elif args.dest is None:
         parser.error(f"{args.stage} needs DEST")
     elif args.stage == "export":

@@ -204,6 +204,11 @@ def _bad_case(name: str, files: dict[str, Path], d: Path) -> tuple[dict[str, obj
     if name == "non-tensor pickle":
         torch.save({"args": __import__("argparse").Namespace(x=1)}, d / "pickle.pt")
         return {"--checkpoint": d / "pickle.pt"}, "non-tensor"
+    if name == "image as checkpoint":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(d / "photo.png")
+        return {"--checkpoint": d / "photo.png"}, "not a PyTorch file: it is a PNG image"
+    if name == "video as checkpoint":
+        return {"--checkpoint": files["clip"]}, "not a PyTorch file: it is an MP4/MOV video"
     if name == "zero-byte checkpoint":
         (d / "zero.pt").write_bytes(b"")
         return {"--checkpoint": d / "zero.pt"}, "empty"
@@ -226,6 +231,8 @@ BAD = [
     "no face",
     "foreign checkpoint",
     "non-tensor pickle",
+    "image as checkpoint",
+    "video as checkpoint",
     "zero-byte checkpoint",
     "unwritable output",
     "fp16 on cpu",

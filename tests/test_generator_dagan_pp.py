@@ -214,7 +214,7 @@ def test_paper_config_512_four_down_blocks() -> None:
     src, depth = inputs(1, size=512)
     with torch.no_grad():
         cache = gen.encode_source(src, depth)
-        assert [k.shape[1] for k in cache["keys"]] == [4096, 4096, 4096, 4096, 1024]
+        assert [k.shape[1] for k in cache["keys"]] == [256] * 5  # 512/2^i pooled to 16×16
         out = gen.decode(src, cache, keypoints(1, 15, seed=1), keypoints(1, 15, seed=2))
     assert out["prediction"].shape == (1, 3, 512, 512)
     assert torch.isfinite(out["prediction"]).all()

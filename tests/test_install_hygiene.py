@@ -49,3 +49,25 @@ def test_mediapipe_detection_prints_nothing() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
     assert proc.stderr == ""
+
+
+def test_every_extra_named_in_an_error_exists_and_provides_its_package() -> None:
+    """A ``pip install 'dagan[EXTRA]'`` hint must name a real extra that installs the missing package."""
+    import re
+
+    import tomllib
+
+    from dagan.faces.dlib_models import FACES_EXTRA
+
+    root = Path(__file__).resolve().parents[1]
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    call = re.compile(r'MissingExtraError\(\s*[^,]+,\s*(?:"(\w+)"|(FACES_EXTRA)),\s*"([\w.-]+)"', re.S)
+    hints = [
+        (named or FACES_EXTRA, package)
+        for source in (root / "src" / "dagan").rglob("*.py")
+        for named, _, package in call.findall(source.read_text())
+    ]
+    assert len(hints) >= 8, hints  # the pattern still finds the calls
+    for extra, package in hints:
+        assert extra in extras, f"no extra {extra!r} (named for {package})"
+        assert any(re.match(rf"{re.escape(package)}\b", req) for req in extras[extra]), (extra, package)

@@ -29,7 +29,7 @@ from dagan.data.video import VideoWriter, iter_frames, probe_video
 from dagan.errors import InputError
 from dagan.infer.depth_export import read_ply
 from dagan.infer.options import AnimateOptions
-from dagan.web.jobs import JobCancelled, Limits, ProgressMeter, check_upload, job_folder, run_job
+from dagan.web.jobs import JobCancelled, Limits, ProgressMeter, check_upload, describe_error, job_folder, run_job
 from dagan.web.pointcloud import grid_triangles, write_glb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +111,17 @@ def animator():  # noqa: ANN201
     from dagan.infer.animator import Animator
 
     return Animator.from_checkpoint(None, device="cpu")
+
+
+def test_no_face_message_names_the_page_control() -> None:
+    """A picture without a face: the page says which control to change, not the command-line option."""
+    from dagan.infer.source import FaceModels
+
+    with pytest.raises(InputError) as info:
+        FaceModels().crop_face(np.full((96, 96, 3), 128, np.uint8), 64)
+    message = describe_error(info.value)
+    assert "--no-crop" in str(info.value) and "--" not in message
+    assert "untick 'crop the faces'" in message
 
 
 def test_job_writes_every_output_and_reports_progress(animator, clip: Path, tmp_path: Path) -> None:  # noqa: ANN001

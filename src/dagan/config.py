@@ -98,7 +98,8 @@ class AttentionParams:
     #: encoder levels that get attention: "all" or a list of level indices (0 = full resolution)
     scales: str | list[int] = "all"
     #: above this many key/value (depth) positions, they are average-pooled down to at most this many
-    max_tokens: int = 4096
+    #: (256: a 16×16 grid; the attention-cost ablation behind this default is in dagan.models.attention)
+    max_tokens: int = 256
     #: "pool" (reduce K/V spatially above max_tokens) or "exact" (global attention everywhere)
     mode: Literal["pool", "exact"] = "pool"
     #: scale the logits by 1/sqrt(d) (the standard form); False gives the unscaled DaGAN form

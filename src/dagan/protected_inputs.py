@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagan.errors import InputError
-
-PathLike = str | os.PathLike[str]
+from dagan.paths import PathLike
 
 
 @dataclass(frozen=True)

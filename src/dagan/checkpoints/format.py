@@ -102,6 +102,28 @@ def save_checkpoint(path: str | Path, **kwargs: Any) -> Path:
 # --------------------------------------------------------------------------- reading
 
 
+#: leading bytes of files a user may pass by mistake where a checkpoint is expected
+FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"RIFF", "a RIFF file (WebP image, WAV or AVI)"),
+    (b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def foreign_file_kind(path: Path) -> str | None:
+    """What ``path`` is when its first bytes show it is an image, video, document or archive that PyTorch
+    cannot load (an MP4/MOV's ``ftyp`` box sits at offset 4); ``None`` when it may be a PyTorch file."""
+    with path.open("rb") as f:
+        head = f.read(12)
+    if head[4:8] == b"ftyp":
+        return "an MP4/MOV video"
+    return next((kind for magic, kind in FOREIGN_SIGNATURES if head.startswith(magic)), None)
+
+
 def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """``torch.load(weights_only=True)`` with one-line errors for missing, corrupt and unsafe files."""
     path = Path(path)
@@ -111,6 +133,9 @@ def safe_torch_load(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"checkpoint {path} is a folder, expected a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint {path} is empty (0 bytes)")
+    kind = foreign_file_kind(path)
+    if kind is not None:
+        raise CheckpointError(f"checkpoint {path} is not a PyTorch file: it is {kind}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

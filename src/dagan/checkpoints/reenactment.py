@@ -18,7 +18,6 @@ only for official weights that hold one (for conversion); models are returned in
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from dagan.models.factory import (
     build_kp_detector,
     uses_depth,
 )
+from dagan.paths import PathLike
 
 __all__ = [
     "OfficialPairingWarning",
@@ -55,7 +55,6 @@ __all__ = [
     "load_reenactment_model",
 ]
 
-PathLike = str | os.PathLike[str]
 
 
 class OfficialPairingWarning(UserWarning):

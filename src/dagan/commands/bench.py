@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runs.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=None,
                       help="default: fp32 on CPU, all three on CUDA (fp16 runs on CUDA only)")  # fmt: skip
     runs.add_argument("--batch-sizes", nargs="+", type=positive_int, default=None, metavar="N",
-                      help="driving frames per generator call (default: 8 on CPU, 1 and 8 on CUDA)")  # fmt: skip
+                      help="driving frames per generator call (default: 1 on CPU, 1 and 8 on CUDA)")  # fmt: skip
     runs.add_argument("--frames", type=positive_int, default=16, metavar="N",
                       help="timed frames per run, rounded up to whole batches (default 16)")  # fmt: skip
     runs.add_argument("--warmup", type=non_negative_int, default=4, metavar="W",

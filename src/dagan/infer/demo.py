@@ -7,14 +7,12 @@ depth, the driving audio kept); the source's disparity is written as a colour PN
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from dagan.assets import DEMO_CHECKPOINT, DEMO_DRIVING, DEMO_SOURCE
 from dagan.errors import InputError
-
-PathLike = str | os.PathLike[str]
+from dagan.paths import PathLike
 
 
 @dataclass

@@ -17,7 +17,6 @@ job and the live session run the same code whichever engine does the arithmetic.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ from dagan.infer.motion import MotionTransfer
 from dagan.infer.smoothing import KeypointSmoother
 from dagan.models.factory import ReenactmentModels
 from dagan.models.inference import optimize_for_inference
+from dagan.paths import PathLike
 
 __all__ = [
     "batched",
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 KeypointDict = dict[str, Tensor]
-PathLike = str | os.PathLike[str]
 PRECISIONS = ("fp32", "fp16", "bf16")
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 _GRAPHS_FP32 = "exported graphs run in fp32 (export with --precision fp16 for smaller files)"

@@ -11,7 +11,6 @@ only when the ``with`` block ends normally, and nothing is left behind when it r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from PIL import Image
 from dagan.data.frame_folder_writer import FrameFolderWriter
 from dagan.data.video import VideoWriter
 from dagan.errors import InputError
+from dagan.paths import PathLike
 
 __all__ = [
     "PANEL_HEIGHT",
@@ -40,7 +40,6 @@ __all__ = [
     "stack_panels",
 ]
 
-PathLike = str | os.PathLike[str]
 #: Minimum height of every panel of a side-by-side video (small models' crops are enlarged to it).
 PANEL_HEIGHT = 256
 

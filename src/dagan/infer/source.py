@@ -7,7 +7,6 @@ returns the :class:`dagan.infer.engine.SourceState` every generated frame is mad
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +16,10 @@ from dagan.data.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, iter_frames, re
 from dagan.errors import InputError
 from dagan.faces.boxes import DEFAULT_CROP_SCALE
 from dagan.infer.engine import Engine, SourceState, encode_source
+from dagan.paths import PathLike
 
 __all__ = ["FaceModels", "as_rgb_uint8", "load_source_image", "prepare_source"]
 
-PathLike = str | os.PathLike[str]
 
 
 def load_source_image(source: PathLike | np.ndarray) -> np.ndarray:

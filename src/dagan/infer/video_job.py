@@ -53,11 +53,11 @@ from dagan.infer.sinks import (
 )
 from dagan.infer.smoothing import KeypointSmoother
 from dagan.infer.source import FaceModels, load_source_image, prepare_source
+from dagan.paths import PathLike
 from dagan.protected_inputs import LabelledPath, check_outputs_spare_inputs
 
 __all__ = ["OUTPUT_EXTENSIONS", "AnimateResult", "ProgressCallback", "VideoJob", "check_inputs"]
 
-PathLike = str | os.PathLike[str]
 #: ``on_progress(stage, done, total)`` of :meth:`VideoJob.run`: stage "faces" (the driving analysis pass)
 #: or "animate" (generation), frames done so far out of ``total``. An exception raised by it (e.g. a
 #: cancelled job) stops the animation; nothing is left under the output names.

@@ -39,6 +39,9 @@ from torch import Tensor, nn
 
 AttentionMode = Literal["pool", "exact"]
 
+#: default key/value budget per level: depth features pooled to at most a 16×16 grid (see the module docstring)
+DEFAULT_MAX_TOKENS = 256
+
 #: largest score matrix (entries per sample) the ``return_attention`` debug path will build
 MAX_DEBUG_ATTENTION_ENTRIES = 1 << 24
 
@@ -102,7 +105,7 @@ class CrossModalAttention(nn.Module):
         channels: int,
         depth_channels: int | None = None,
         qk_reduction: int = 8,
-        max_tokens: int = 4096,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
         mode: AttentionMode = "pool",
         scaled: bool = True,
     ) -> None:
@@ -206,14 +209,15 @@ class DaganAttention(nn.Module):
 
     def attend(self, query: Tensor, features: Tensor) -> Tensor:
         """γ · softmax(q kᵀ) v + F_w, k and v from ``features`` (B×C×H×W), q from :meth:`project_query`
-        (batch B, or 1 for a cached source query: it is viewed as batch B without a copy)."""
+        (batch B, or 1 for a cached source query: it is viewed as batch B)."""
         b, c, h, w = features.shape
         key = to_tokens(F.relu(self.key_conv(features)))
         value = to_tokens(F.relu(self.value_conv(features)))
         if query.shape[0] != b:  # only then: an always-traced expand breaks the ONNX export of the decode graph
             query = query.expand(b, *query.shape[1:])
-        out = F.scaled_dot_product_attention(query.to(value.dtype), key, value, scale=1.0)
-        out = out.squeeze(1).transpose(1, 2).reshape(b, c, h, w)
+        # through :func:`sdpa`: q and k zero-padded to C channels select the fused kernels (exact q·k)
+        out = sdpa(query.squeeze(1).to(value.dtype), key.squeeze(1), value.squeeze(1), scale=1.0)
+        out = out.transpose(1, 2).reshape(b, c, h, w)
         return self.gamma * out + features
 
     def forward(self, depth_features: Tensor, features: Tensor) -> Tensor:

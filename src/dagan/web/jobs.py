@@ -222,12 +222,22 @@ def run_job(
     return JobOutputs(result, side, depth_png, ply, glb, summary, animated.num_frames, downloads)
 
 
+#: how the page names what an error message calls by its command-line option
+PAGE_CONTROLS = {
+    "use --no-crop": "untick 'crop the faces'",
+    "--find-best-frame": "the best-matching anchor frame",
+}
+
+
 def describe_error(exc: BaseException) -> str:
     """The one line ``dagan <command>`` prints for a user mistake (without the ``dagan: error:`` prefix)."""
     from dagan.cli import describe_os_error
 
     if isinstance(exc, DaganError):
-        return str(exc)
+        message = str(exc)
+        for option, control in PAGE_CONTROLS.items():
+            message = message.replace(option, control)
+        return message
     if isinstance(exc, OSError):
         return describe_os_error(exc)
     if isinstance(exc, UnicodeDecodeError):
