@@ -64,7 +64,7 @@ def test_the_table_names_the_machine_and_has_every_stage(bench_run: tuple[str, s
 
 def test_the_json_has_every_stage_and_figure(bench_run: tuple[str, str, dict]) -> None:
     record = bench_run[2]
-    assert set(record) == {"machine", "settings", "results", "order", "skipped"}
+    assert set(record) == {"machine", "settings", "results", "order", "ratios", "skipped"}
     assert set(record["machine"]) == {"cpu", "cpu_cores", "torch", "threads", "cuda", "python", "dagan"}
     assert record["settings"]["frames"] == 2 and record["settings"]["repeats"] == 1
     assert record["order"] == [[0, 0], [0, 1], [0, 2], [0, 3]] and record["skipped"] == []
@@ -87,6 +87,17 @@ def test_the_json_has_every_stage_and_figure(bench_run: tuple[str, str, dict]) -
         # every stage lies inside the end-to-end wall time (CPU: one instrumented pass gives both)
         assert sum(s["median"] for s in stages.values()) <= result["end_to_end_ms_per_frame"]["median"] * (1 + 1e-9)
         assert result["frames"] == 2 and result["memory"] == "rss" and result["peak_memory_mb"]["median"] > 0
+
+
+def test_ratios_to_dagan_are_the_per_repeat_quotients(bench_run: tuple[str, str, dict]) -> None:
+    printed, _, record = bench_run
+    e2e = {r["arch"]: r["end_to_end_ms_per_frame"]["values"][0] for r in record["results"]}
+    ratios = {r["arch"]: r for r in record["ratios"]}
+    assert set(ratios) == {"dagan++", "dagan-spade", "fomm"}  # every arch but the reference
+    for arch, ratio in ratios.items():
+        assert ratio["reference"] == "dagan" and ratio["size"] == 64 and ratio["batch_size"] == 2
+        assert ratio["end_to_end"]["values"] == [pytest.approx(e2e[arch] / e2e["dagan"])]
+        assert f"- {arch} / dagan, 64 cpu fp32 batch 2: {ratio['end_to_end']['median']:.2f}×" in printed
 
 
 def test_the_command_offers_every_precision_and_detector() -> None:

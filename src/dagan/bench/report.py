@@ -13,11 +13,16 @@ JSON (:func:`as_json`)::
                    "once_ms", "stages_ms_per_frame": {STAGE: …}, "end_to_end_ms_per_frame",
                    "frames_per_second", "peak_memory_mb", "memory"}, …],
      "order":    [[repeat, result index], …],
+     "ratios":   [{"arch", "reference", "size", "device", "precision", "batch_size", "end_to_end"}, …],
      "skipped":  [{"config", "arch", "size", "device", "precision", "reason"}, …]}
 
 Every figure is ``{"median", "min", "max", "values"}`` over the repeats; ``frames`` is the number of timed
 frames (rounded up to whole batches); ``memory`` says what ``peak_memory_mb`` measures
 (:class:`dagan.bench.memory.PeakMemory`); ``cuda`` is the GPU's name or null.
+
+Ratios (:func:`ratios_to_reference`): each arch's end-to-end time per frame over DaGAN's in the same setting
+(size, device, precision, batch), repeat by repeat — the repeats alternate, so each ratio compares two runs
+made back to back, and machine noise largely cancels out of it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +41,11 @@ from dagan.assets import DEMO_DRIVING, DEMO_SOURCE
 
 from .suite import CaseResult, Skipped, Spread
 
-__all__ = ["STAGE_COLUMNS", "as_json", "machine", "machine_line", "markdown"]
+#: the arch every other one is compared with (the official CVPR-2022 DaGAN)
+REFERENCE_ARCH = "dagan"
+
+__all__ = ["REFERENCE_ARCH", "STAGE_COLUMNS", "Ratio", "as_json", "machine", "machine_line", "markdown",
+           "ratios_to_reference"]
 
 #: the table's stage columns, in pipeline order; a stage's column is the first word of its name
 STAGE_COLUMNS = (
@@ -75,6 +85,51 @@ def machine_line(info: dict[str, Any], frames: int, warmup: int, repeats: int) -
         f"dagan bench on {info['cpu']} ({info['cpu_cores']} cores{gpu}), torch {info['torch']}, "
         f"{info['threads']} threads; {frames} timed frames after {warmup} warm-up (whole batches), "
         f"{repeats} repeat(s)"
+    )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``result``'s end-to-end time per frame over ``reference``'s, per repeat."""
+
+    result: CaseResult
+    reference: CaseResult
+    end_to_end: Spread
+
+    def as_dict(self) -> dict[str, Any]:
+        case = self.result.case
+        return {"arch": case.config.arch, "reference": self.reference.case.config.arch,
+                "size": case.config.resolution, "device": str(case.device), "precision": case.precision,
+                "batch_size": case.batch_size, "end_to_end": self.end_to_end.as_dict()}  # fmt: skip
+
+
+def _setting(result: CaseResult) -> tuple[int, str, str, int]:
+    case = result.case
+    return case.config.resolution, str(case.device), case.precision, case.batch_size
+
+
+def ratios_to_reference(results: Sequence[CaseResult], reference: str = REFERENCE_ARCH) -> list[Ratio]:
+    """Every other arch's end-to-end time over ``reference``'s in the same setting, repeat by repeat."""
+    refs = {_setting(r): r for r in results if r.case.config.arch == reference}
+    ratios = []
+    for r in results:
+        ref = refs.get(_setting(r))
+        if ref is None or ref is r or r.case.config.arch == reference:
+            continue
+        pairs = zip(r.samples, ref.samples)
+        values = tuple(a.times.end_to_end_ms / b.times.end_to_end_ms for a, b in pairs if b.times.end_to_end_ms > 0)
+        if values:
+            ratios.append(Ratio(r, ref, Spread(values)))
+    return ratios
+
+
+def _ratio_line(ratio: Ratio) -> str:
+    size, device, precision, batch = _setting(ratio.result)
+    values = ratio.end_to_end.values
+    spread = f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
+    return (
+        f"- {ratio.result.case.config.arch} / {ratio.reference.case.config.arch}, {size} {device} {precision} "
+        f"batch {batch}: {ratio.end_to_end.median:.2f}×{spread}"
     )
 
 
@@ -135,6 +190,10 @@ def markdown(
         "total (each encoder level; L i is at size/2^i). Peak memory: CPU rows, the resident set's high-water "
         "mark during the run; CUDA rows, torch.cuda.max_memory_allocated.",
     ]
+    ratios = ratios_to_reference(results)
+    if ratios:
+        lines += ["", f"End-to-end time per frame relative to {REFERENCE_ARCH} (median of the per-repeat ratios, "
+                  "with their range):", *(_ratio_line(r) for r in ratios)]  # fmt: skip
     if skipped:
         what = [f"{s.arch} {s.size} {s.device} {s.precision} ({s.reason})" for s in skipped]
         lines.append(f"Skipped: {'; '.join(what)}.")
@@ -170,6 +229,7 @@ def as_json(
                      "source": DEMO_SOURCE.name, "driving": DEMO_DRIVING.name},  # fmt: skip
         "results": rows,
         "order": [list(pair) for pair in order],
+        "ratios": [r.as_dict() for r in ratios_to_reference(results)],
         "skipped": [
             {"config": s.config_name, "arch": s.arch, "size": s.size, "device": s.device, "precision": s.precision,
              "reason": s.reason}

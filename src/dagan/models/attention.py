@@ -18,6 +18,21 @@ context is kept, at a coarser resolution of the depth features), queries stay at
 cost is O(N · max_tokens) instead of O(N²). ``mode="exact"`` keeps all key positions (for large GPUs).
 Pooling before the 1×1 projections equals pooling after them (a 1×1 conv is affine per pixel), and is cheaper.
 
+**The key budget: 256 tokens (a 16×16 grid) per level.** The cost of level i is N_i queries × M_i keys ×
+(C_i/r + C_i) multiply-adds (scores, then the weighted sum of values). At 256² (C = 64, 128, 256, 512) a budget
+of 4,096 keys gives M = 4096, 4096, 4096, 1024: 17.2 + 8.6 + 4.3 + 0.5 = 30.6 G multiply-adds for the
+values alone, 84 % of it at the two finest levels, whose queries are the most numerous — about 60 % of a
+DaGAN++ frame on a 2-core CPU (653 of 1,095 ms) and 2.9× DaGAN's time per frame. With 256 keys at every level
+it is 1.1 + 0.5 + 0.3 + 0.1 = 2.0 G (15× less), and the attention of a frame takes ~40 ms instead of ~650:
+DaGAN++ runs at 1.2–1.4× DaGAN's time per frame at 256², and faster than DaGAN at 512² (where DaGAN's one
+block is exact global attention over 128² positions). What the coarser keys give up is small: a face's
+depth varies slowly, so its features averaged over 16 × 16-pixel cells at 256² (4 × 4 with 4,096 keys) still
+describe its shape; every query still sees the whole face at full resolution, and the appearance detail
+reaches the decoder through the residual F^w_i. An equal-budget ablation (the 64² demo stage, same data, seed and steps; at 64² the old
+budget is exact attention at every level) found no loss of quality — ATTENTION_ABLATION_RESULTS
+(``scripts/attention_ablation.sh``). ``max_tokens`` (config ``attention.max_tokens``) and ``mode="exact"``
+restore larger budgets.
+
 **DaGAN** (Hong et al., CVPR 2022) has one block at the deepest level (64×64 for 256² inputs), in the opposite
 direction: the *source depth* features F_d query the warped, occlusion-masked appearance features F_w:
 
