@@ -28,8 +28,8 @@ DaGAN++ runs at 1.2–1.4× DaGAN's time per frame at 256², and faster than DaG
 block is exact global attention over 128² positions). What the coarser keys give up is small: a face's
 depth varies slowly, so its features averaged over 16 × 16-pixel cells at 256² (4 × 4 with 4,096 keys) still
 describe its shape; every query still sees the whole face at full resolution, and the appearance detail
-reaches the decoder through the residual F^w_i. An equal-budget ablation (the 64² demo stage, same data, seed and steps; at 64² the old
-budget is exact attention at every level) found no loss of quality — ATTENTION_ABLATION_RESULTS
+reaches the decoder through the residual F^w_i. An equal-budget ablation (the 64² demo stage, same data,
+seed and steps; at 64² the old budget is exact attention at every level) found no loss of quality — ATTENTION_ABLATION_RESULTS
 (``scripts/attention_ablation.sh``). ``max_tokens`` (config ``attention.max_tokens``) and ``mode="exact"``
 restore larger budgets.
 
