@@ -138,17 +138,20 @@ def stage_depth(work: Path, minutes: float) -> None:
 
 
 def stage_reenact(work: Path, arch: str, size: int, minutes: float, steps: int, config: Path | None = None,
-                  name: str | None = None, depth: Path | None = None) -> None:
+                  name: str | None = None, depth: Path | None = None, seed: int | None = None) -> None:
     """Train ``arch`` at ``size`` (64: from scratch; 128: from the 64x64 stage's weights) on
     ``WORK/data-<size>`` into ``WORK/<arch>-<size>`` for ``steps`` steps or ``minutes``, whichever ends first.
 
-    ``config``, ``name`` and ``depth`` override the arch's demo config, the output folder's name and the depth
-    checkpoint (default ``WORK/depth``'s): an ablation trains variants of one stage side by side with them."""
+    ``config``, ``name``, ``depth`` and ``seed`` override the arch's demo config, the output folder's name, the
+    depth checkpoint (default ``WORK/depth``'s) and the config's seed: an ablation trains variants of one stage
+    side by side with them."""
     from dagan.config import load_config
     from dagan.train.trainer import train_reenactment
 
     config = config or CONFIGS[arch][size]
     cfg = load_config(config)
+    if seed is not None:
+        cfg.train_params.seed = seed
     if depth is None and arch != "fomm":
         depth = work / "depth" / "checkpoints" / "latest.pt"
     out = work / (name or f"{arch}-{size}")
@@ -246,6 +249,7 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="reenact: output folder in WORK (default ARCH-SIZE)")
     parser.add_argument("--depth", type=Path, default=None,
                         help="reenact: depth checkpoint (default WORK/depth/checkpoints/latest.pt)")
+    parser.add_argument("--seed", type=int, default=None, help="reenact: train_params.seed (default the config's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -255,7 +259,7 @@ def main() -> None:
         stage_depth(args.work, args.minutes)
     elif args.stage == "reenact":
         stage_reenact(args.work, args.arch, args.size, args.minutes, args.steps, args.config, args.name,
-                      args.depth)
+                      args.depth, args.seed)
     elif args.dest is None:
         parser.error(f"{args.stage} needs DEST")
     elif args.stage == "export":
