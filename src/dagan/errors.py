@@ -18,5 +18,7 @@ class CheckpointError(DaganError):
 class MissingExtraError(DaganError):
     """An optional dependency (a pip extra) needed by a feature is not installed."""
 
-    def __init__(self, feature: str, extra: str, package: str) -> None:
-        super().__init__(f"{feature} needs the optional package '{package}': pip install 'dagan[{extra}]'")
+    def __init__(self, feature: str, extra: str, package: str, install: str | None = None) -> None:
+        """``install`` replaces the ``pip install 'dagan[EXTRA]'`` hint for a package no extra can carry."""
+        how = install or f"pip install 'dagan[{extra}]'"
+        super().__init__(f"{feature} needs the optional package '{package}': {how}")

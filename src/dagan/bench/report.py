@@ -21,8 +21,8 @@ frames (rounded up to whole batches); ``memory`` says what ``peak_memory_mb`` me
 (:class:`dagan.bench.memory.PeakMemory`); ``cuda`` is the GPU's name or null.
 
 Ratios (:func:`ratios_to_reference`): each arch's end-to-end time per frame over DaGAN's in the same setting
-(size, device, precision, batch), repeat by repeat — the repeats alternate, so each ratio compares two runs
-made back to back, and machine noise largely cancels out of it.
+(size, device, precision, batch), repeat by repeat: each ratio compares two runs of the same pass over the
+cases (a few minutes apart at most), so slow drifts of the machine largely cancel out of it.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def ratios_to_reference(results: Sequence[CaseResult], reference: str = REFERENC
         ref = refs.get(_setting(r))
         if ref is None or ref is r or r.case.config.arch == reference:
             continue
-        pairs = zip(r.samples, ref.samples)
+        pairs = zip(r.samples, ref.samples, strict=True)  # one sample per repeat in every case
         values = tuple(a.times.end_to_end_ms / b.times.end_to_end_ms for a, b in pairs if b.times.end_to_end_ms > 0)
         if values:
             ratios.append(Ratio(r, ref, Spread(values)))

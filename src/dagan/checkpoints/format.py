@@ -119,8 +119,11 @@ def foreign_file_kind(path: Path) -> str | None:
     cannot load (an MP4/MOV's ``ftyp`` box sits at offset 4); ``None`` when it may be a PyTorch file."""
     with path.open("rb") as f:
         head = f.read(12)
-    if head[4:8] == b"ftyp":
-        return "an MP4/MOV video"
+    if head[4:8] == b"ftyp":  # ISO media: the brand says photo (HEIC, AVIF), audio (M4A) or video
+        brand = head[8:12]
+        if brand in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis"):
+            return "a HEIC/AVIF image"
+        return "an M4A audio file" if brand == b"M4A " else "an MP4/MOV video"
     return next((kind for magic, kind in FOREIGN_SIGNATURES if head.startswith(magic)), None)
 
 

@@ -112,8 +112,12 @@ class MediaPipeDetector:
         try:
             from mediapipe.python.solutions import face_detection
         except (ImportError, AttributeError) as exc:  # AttributeError: a protobuf/numpy it cannot work with
+            # MediaPipe's numpy/protobuf pins keep it out of every extra: it lives in a folder of its own
+            from dagan.isolated_packages import install_command
+
             raise MissingExtraError(
-                "face detection with MediaPipe", FACES_EXTRA, "mediapipe==0.10.21"
+                "face detection with MediaPipe", FACES_EXTRA, "mediapipe==0.10.21",
+                install=f"{install_command('mediapipe==0.10.21')} (and its dependencies: see the README's Install)",
             ) from exc
         # The graph's calculators open on a worker thread as soon as it is built, and log from C++ while doing
         # so (and on the first inference); one warm-up image inside the silenced window waits for all of it.

@@ -19,19 +19,20 @@ cost is O(N · max_tokens) instead of O(N²). ``mode="exact"`` keeps all key pos
 Pooling before the 1×1 projections equals pooling after them (a 1×1 conv is affine per pixel), and is cheaper.
 
 **The key budget: 256 tokens (a 16×16 grid) per level.** The cost of level i is N_i queries × M_i keys ×
-(C_i/r + C_i) multiply-adds (scores, then the weighted sum of values). At 256² (C = 64, 128, 256, 512) a budget
-of 4,096 keys gives M = 4096, 4096, 4096, 1024: 17.2 + 8.6 + 4.3 + 0.5 = 30.6 G multiply-adds for the
-values alone, 84 % of it at the two finest levels, whose queries are the most numerous — about 60 % of a
-DaGAN++ frame on a 2-core CPU (653 of 1,095 ms) and 2.9× DaGAN's time per frame. With 256 keys at every level
-it is 1.1 + 0.5 + 0.3 + 0.1 = 2.0 G (15× less), and the attention of a frame takes ~40 ms instead of ~650:
-DaGAN++ runs at 1.2–1.4× DaGAN's time per frame at 256², and faster than DaGAN at 512² (where DaGAN's one
-block is exact global attention over 128² positions). What the coarser keys give up is small: a face's
-depth varies slowly, so its features averaged over 16 × 16-pixel cells at 256² (4 × 4 with 4,096 keys) still
-describe its shape; every query still sees the whole face at full resolution, and the appearance detail
-reaches the decoder through the residual F^w_i. An equal-budget ablation (the 64² demo stage, same data,
-seed and steps; at 64² the old budget is exact attention at every level) found no loss of quality — ATTENTION_ABLATION_RESULTS
-(``scripts/attention_ablation.sh``). ``max_tokens`` (config ``attention.max_tokens``) and ``mode="exact"``
-restore larger budgets.
+(C_i/r + C_i) multiply-adds (scores, then the weighted sum of values; on a CPU the scores cost N_i·M_i·C_i
+too, since Q and K are zero-padded to C_i for the fused kernel). At 256² (C = 64, 128, 256, 512) a budget of
+4,096 keys gives M = 4096, 4096, 4096, 1024: 17.2 + 8.6 + 4.3 + 0.5 = 30.6 G multiply-adds for the values
+alone, 84 % of it at the two finest levels, whose queries are the most numerous — about 60 % of a DaGAN++
+frame on a 2-core CPU and 2.9× DaGAN's time per frame. With 256 keys at every level it is
+1.1 + 0.5 + 0.3 + 0.1 = 2.0 G (15× less), the attention of a 256² frame takes ~40 ms instead of ~650, and
+DaGAN++ runs at 1.4× DaGAN's time per frame at 256² (1.35–1.46 over three repeats) and at about DaGAN's
+speed at 512² (1.03×; there DaGAN's one block is exact global attention over 128² positions).
+
+What the coarser keys give up is small: a face's depth varies slowly, so its features averaged over
+16 × 16-pixel cells at 256² (4 × 4 with 4,096 keys) still describe its shape; every query still sees the
+whole face at full resolution, and the appearance detail reaches the decoder through the residual F^w_i.
+ATTENTION_ABLATION_RESULTS (``scripts/attention_ablation.sh``). ``max_tokens`` (config
+``attention.max_tokens``) and ``mode="exact"`` restore larger budgets.
 
 **DaGAN** (Hong et al., CVPR 2022) has one block at the deepest level (64×64 for 256² inputs), in the opposite
 direction: the *source depth* features F_d query the warped, occlusion-masked appearance features F_w:
@@ -85,16 +86,24 @@ def attention_scale(head_dim: int, scaled: bool) -> float:
     return 1.0 / math.sqrt(head_dim) if scaled else 1.0
 
 
+def pads_head_size(q: Tensor) -> bool:
+    """Whether :func:`sdpa` zero-pads Q and K to the value width: only in eager CPU runs, where it selects the
+    fused kernel. CUDA's memory-efficient kernel takes unequal widths as they are, and an exported graph
+    (ONNX Runtime, OpenVINO) has no fused kernel to gain, only the extra score multiply-adds."""
+    exporting = torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    return q.device.type == "cpu" and not exporting
+
+
 def sdpa(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
     """softmax(Q Kᵀ · scale) V through ``scaled_dot_product_attention`` (no N×M map is kept).
 
-    ``q`` B×N×d, ``k`` B×M×d, ``v`` B×M×c → B×N×c. When d < c, Q and K are zero-padded to c channels:
-    Q Kᵀ is unchanged, and equal head sizes (and contiguous channels) let PyTorch pick its fused (flash)
-    kernels — on CPU the fallback materialises the whole score matrix (≈2.3 GB at 65,536 × 4,096, ~10×
-    slower).
+    ``q`` B×N×d, ``k`` B×M×d, ``v`` B×M×c → B×N×c. When d < c (and :func:`pads_head_size`), Q and K are
+    zero-padded to c channels: Q Kᵀ is unchanged, and equal head sizes (and contiguous channels) let PyTorch
+    pick its fused (flash) kernel — on CPU the fallback materialises the whole score matrix (≈2.3 GB at
+    65,536 × 4,096, ~10× slower).
     """
     d, c = q.shape[-1], v.shape[-1]
-    if d < c:
+    if d < c and pads_head_size(q):
         q = F.pad(q, (0, c - d))
         k = F.pad(k, (0, c - d))
     # The fused kernels also need a unit stride on the channel axis (our inputs come from a transpose).
@@ -233,7 +242,7 @@ class DaganAttention(nn.Module):
         # through :func:`sdpa`: q and k zero-padded to C channels select the fused kernels (exact q·k)
         out = sdpa(query.squeeze(1).to(value.dtype), key.squeeze(1), value.squeeze(1), scale=1.0)
         out = out.transpose(1, 2).reshape(b, c, h, w)
-        return self.gamma * out + features
+        return self.gamma.to(out.dtype) * out + features
 
     def forward(self, depth_features: Tensor, features: Tensor) -> Tensor:
         return self.attend(self.project_query(depth_features), features)

@@ -225,7 +225,8 @@ def run_job(
 #: how the page names what an error message calls by its command-line option
 PAGE_CONTROLS = {
     "use --no-crop": "untick 'crop the faces'",
-    "--find-best-frame": "the best-matching anchor frame",
+    "--find-best-frame": "the anchor 'best-matching frame (landmarks)'",
+    "--best-frame": "the 'chosen anchor frame'",
 }
 
 
