@@ -41,6 +41,19 @@ def test_sdpa_equals_naive_attention(scale: float, value_dim: int) -> None:
     torch.testing.assert_close(attn, ref)
 
 
+@pytest.mark.parametrize("value_dim", [4, 16])
+def test_padded_and_unpadded_heads_agree(value_dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zero-padded heads of eager CPU runs and the unpadded ones of CUDA and exported graphs."""
+    import dagan.models.attention as attention
+
+    q, k, v = torch.randn(2, 300, 4), torch.randn(2, 64, 4), torch.randn(2, 64, value_dim)
+    assert attention.pads_head_size(q)  # an eager CPU run
+    padded = sdpa(q, k, v, 0.5)
+    monkeypatch.setattr(attention, "pads_head_size", lambda _: False)
+    torch.testing.assert_close(sdpa(q, k, v, 0.5), padded, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(padded, naive_attention(q, k, v, 0.5)[0], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("scaled", [True, False])
 def test_module_matches_formula(scaled: bool) -> None:
     module = CrossModalAttention(16, depth_channels=12, qk_reduction=4, mode="exact", scaled=scaled)
