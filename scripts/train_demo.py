@@ -246,7 +246,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48, help="data: frames per synthetic performance")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--config", type=Path, default=None, help="reenact: train this config instead")
-    parser.add_argument("--name", default=None, help="reenact: output folder in WORK (default ARCH-SIZE)")
+    parser.add_argument("--name", default=None, help="reenact: output folder in WORK (default ARCH-SIZE; at 128 "
+                        "the weights still start from WORK/ARCH-64)")
     parser.add_argument("--depth", type=Path, default=None,
                         help="reenact: depth checkpoint (default WORK/depth/checkpoints/latest.pt)")
     parser.add_argument("--seed", type=int, default=None, help="reenact: train_params.seed (default the config's)")

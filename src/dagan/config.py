@@ -21,6 +21,9 @@ import yaml
 from dagan.errors import DaganError
 
 ARCHS = ("dagan++", "dagan", "dagan-spade", "fomm")
+#: the official CVPR-2022 DaGAN generators: depth-aware keypoints, two down blocks, one attention block at the
+#: bottleneck (their checkpoints load as they are)
+OFFICIAL_DAGAN_ARCHS = ("dagan", "dagan-spade")
 Arch = Literal["dagan++", "dagan", "dagan-spade", "fomm"]
 
 
@@ -446,7 +449,7 @@ def validate(cfg: Config) -> None:
             )
     _require(at.max_tokens >= 1, "model_params.generator_params.attention.max_tokens must be >= 1")
     _require(at.qk_reduction >= 1, "model_params.generator_params.attention.qk_reduction must be >= 1")
-    if mp.arch in ("dagan", "dagan-spade"):
+    if mp.arch in OFFICIAL_DAGAN_ARCHS:
         _require(kp.use_depth, f"arch {mp.arch} needs kp_detector_params.use_depth: true")
         _require(gp.num_down_blocks == 2, f"arch {mp.arch} needs generator_params.num_down_blocks: 2")
     dp = mp.depth_params

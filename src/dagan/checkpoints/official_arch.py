@@ -27,7 +27,7 @@ from typing import Any
 
 from torch import Tensor
 
-from dagan.config import Config, ConfigError, config_from_dict, deep_merge
+from dagan.config import OFFICIAL_DAGAN_ARCHS, Config, ConfigError, config_from_dict, deep_merge
 from dagan.errors import CheckpointError
 
 #: The released checkpoints are 256×256; the resolution is not stored in them.
@@ -93,7 +93,7 @@ def check_arch(detected: str, requested: str | None, where: str, source: str = "
     if requested is None or requested == detected:
         return
     what = _SHORT_NAMES.get(detected, detected)
-    if requested == "dagan++" and detected in ("dagan", "dagan-spade"):
+    if requested == "dagan++" and detected in OFFICIAL_DAGAN_ARCHS:
         what = f"an official DaGAN (CVPR 2022) generator, not DaGAN++ — {what}"
     given = f"{source} {requested}" if source == "--arch" else f"{source} says arch {requested}"
     raise CheckpointError(f"{where}: this is {what}; use --arch {detected} ({given})")

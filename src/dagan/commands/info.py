@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from dagan.config import Config, load_config
+from dagan.config import OFFICIAL_DAGAN_ARCHS, Config, load_config
 
 NAME = "info"
 HELP = "print the parameter count of every module, the resolution, the arch and the attention scales"
@@ -30,7 +30,7 @@ def attention_scales(cfg: Config, generator: Any = None) -> list[dict[str, Any]]
     DaGAN++, read from the built ``generator``: its levels, channels and key/value pooling)."""
     gp = cfg.model_params.generator_params
     res = cfg.resolution
-    if cfg.arch in ("dagan", "dagan-spade"):
+    if cfg.arch in OFFICIAL_DAGAN_ARCHS:
         size = res // 2**gp.num_down_blocks  # each encoder block halves (floor)
         if generator is not None:  # the built model's bottleneck width
             channels = generator.channels[gp.num_down_blocks]
