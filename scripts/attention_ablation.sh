@@ -56,5 +56,8 @@ done
                 > /dev/null
         done
     done
+    echo
+    echo "## All scores (held-out, and the synthetic cross-identity protocol: dagan evaluate)"
+    echo
     $PY benchmarks/attention_ablation_table.py "$WORK" $SEEDS
 } | tee "$WORK/ablation.md"
