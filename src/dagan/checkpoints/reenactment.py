@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 
-
 class OfficialPairingWarning(UserWarning):
     """A pairing that loads but is probably not what the user wants (e.g. another depth backbone)."""
 

@@ -31,7 +31,6 @@ PRECISIONS = ("fp32", "fp16")
 _EXPORT_SUFFIXES = (".onnx", ".json")
 
 
-
 def _require_exporter() -> None:
     import importlib
 

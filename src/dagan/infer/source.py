@@ -21,7 +21,6 @@ from dagan.paths import PathLike
 __all__ = ["FaceModels", "as_rgb_uint8", "load_source_image", "prepare_source"]
 
 
-
 def load_source_image(source: PathLike | np.ndarray) -> np.ndarray:
     """The source picture as H×W×3 uint8 RGB: an image file, the first frame of a video (or frame folder),
     or an array. Grayscale is replicated to RGB and transparency is composited on white (converted, never

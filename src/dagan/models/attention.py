@@ -66,10 +66,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-AttentionMode = Literal["pool", "exact"]
+from dagan.config import AttentionParams
 
-#: default key/value budget per level: depth features pooled to at most a 16×16 grid (see the module docstring)
-DEFAULT_MAX_TOKENS = 256
+AttentionMode = Literal["pool", "exact"]
 
 #: largest score matrix (entries per sample) the ``return_attention`` debug path will build
 MAX_DEBUG_ATTENTION_ENTRIES = 1 << 24
@@ -142,7 +141,7 @@ class CrossModalAttention(nn.Module):
         channels: int,
         depth_channels: int | None = None,
         qk_reduction: int = 8,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_tokens: int = AttentionParams.max_tokens,
         mode: AttentionMode = "pool",
         scaled: bool = True,
     ) -> None:
@@ -252,7 +251,7 @@ class DaganAttention(nn.Module):
         value = to_tokens(F.relu(self.value_conv(features)))
         if query.shape[0] != b:  # only then: an always-traced expand breaks the ONNX export of the decode graph
             query = query.expand(b, *query.shape[1:])
-        # through :func:`sdpa`: q and k zero-padded to C channels select the fused kernels (exact q·k)
+        # through :func:`sdpa`: on a CPU, q and k zero-padded to C channels select the fused kernel (q·k exact)
         out = sdpa(query.squeeze(1).to(value.dtype), key.squeeze(1), value.squeeze(1), scale=1.0)
         out = out.transpose(1, 2).reshape(b, c, h, w)
         return self.gamma.to(out.dtype) * out + features
